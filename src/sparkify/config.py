@@ -1,0 +1,58 @@
+"""Settings: the command line wins over SPARKIFY_* environment variables, which win over sparkify.toml.
+
+sparkify.toml replaces the original projects' dl.cfg and dwh.cfg. Top-level
+keys are the run options (songs, logs, target, engine, max_rejects,
+memory_limit); the [target] table holds options for the target (a schema
+name, an IAM role, ...). Secrets belong in the environment or the AWS chain,
+never in a committed file.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+
+DEFAULTS = {
+    "target": "sparkify.duckdb",
+    "engine": "duckdb",
+    "memory_limit": "1GB",
+}
+
+ENV_PREFIX = "SPARKIFY_"
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def load_file(path: str | None) -> dict:
+    """The config file named by --config or SPARKIFY_CONFIG, else ./sparkify.toml if present."""
+    path = path or os.environ.get(ENV_PREFIX + "CONFIG")
+    if path is None:
+        if not Path("sparkify.toml").exists():
+            return {}
+        path = "sparkify.toml"
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+
+
+def resolve(cli: dict, config_path: str | None = None, env: dict | None = None) -> dict:
+    """Merge the three sources; `cli` values of None mean 'not given'."""
+    env = os.environ if env is None else env
+    file_settings = load_file(config_path)
+    settings = {**DEFAULTS}
+    settings.update({k: v for k, v in file_settings.items() if not isinstance(v, dict)})
+    for key, value in env.items():
+        if key.startswith(ENV_PREFIX) and key != ENV_PREFIX + "CONFIG":
+            settings[key[len(ENV_PREFIX):].lower()] = value
+    settings.update({k: v for k, v in cli.items() if v is not None})
+    target_options = dict(file_settings.get("target", {}))
+    target_options.setdefault("memory_limit", settings["memory_limit"])
+    settings["target_options"] = target_options
+    return settings

@@ -1,0 +1,380 @@
+"""The contract of SPEC.md as DuckDB SQL: raw files in, one batch of star rows out.
+
+The engine reads only the files it is given (the target's ledger decides
+which), validates and types every record in SQL, and leaves its results as
+temporary tables `b_*` on the connection it was handed. It never writes a
+target: `Batch` is what a target consumes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+import duckdb
+import pyarrow as pa
+
+from sparkify import rawlines
+from sparkify.normalize import clean_text_arrow, match_key_arrow
+from sparkify.records import (
+    EVENT_FIELDS,
+    EVENT_REQUIRED,
+    ID_TAIL,
+    SONG_FIELDS,
+    SONG_REQUIRED,
+    duckdb_macros,
+    parse_sql,
+)
+from sparkify.schema import REJECTS, arrow_schema
+from sparkify.sources import SourceFile
+
+log = logging.getLogger(__name__)
+
+BATCH_TABLES = (
+    "b_artists",
+    "b_songs",
+    "b_song_records",
+    "b_users",
+    "b_time",
+    "b_songplays",
+    "b_rejects",
+)
+
+
+def configure(con: duckdb.DuckDBPyConnection, memory_limit: str, temp_dir: str | None) -> None:
+    """Settings every sparkify DuckDB connection runs with: UTC, bounded memory, our UDFs."""
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET preserve_insertion_order = false")
+    con.execute(f"SET memory_limit = '{memory_limit}'")
+    if temp_dir:
+        con.execute("SET temp_directory = ?", [temp_dir])
+    for name, fn in (("sparkify_clean_text", clean_text_arrow), ("sparkify_match_key", match_key_arrow)):
+        try:
+            con.create_function(name, fn, [duckdb.sqltype("VARCHAR")], duckdb.sqltype("VARCHAR"), type="arrow")
+        except duckdb.CatalogException:
+            pass  # already registered on this database instance
+    for macro in duckdb_macros():
+        con.execute(macro)
+
+
+@dataclass
+class Batch:
+    """One run's computed rows, as temporary tables on `con`, and its accounting."""
+
+    con: duckdb.DuckDBPyConnection
+    run_id: str
+    song_files: list[SourceFile]
+    log_files: list[SourceFile]
+    songs: dict = field(default_factory=dict)
+    events: dict = field(default_factory=dict)
+    file_records: dict[str, int] = field(default_factory=dict)
+
+    def reader(self, table: str, batch_size: int = 200_000) -> pa.RecordBatchReader:
+        """Stream a batch table as Arrow: how non-DuckDB targets receive rows."""
+        return self.con.sql(f"SELECT * FROM {table}").to_arrow_reader(batch_size)
+
+    def count(self, table: str) -> int:
+        return self.con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
+
+    @property
+    def rejected(self) -> int:
+        return self.songs.get("rejected", 0) + self.events.get("rejected", 0)
+
+
+class DuckDBEngine:
+    name = "duckdb"
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, catalogue: str):
+        """`catalogue` names the relation holding the song records already loaded."""
+        self.con = con
+        self.catalogue = catalogue
+
+    def run(self, run_id: str, song_files: list[SourceFile], log_files: list[SourceFile], progress) -> Batch:
+        batch = Batch(self.con, run_id, song_files, log_files)
+        self._rejects: list[dict] = []
+        self._run_id = run_id
+        with progress.stage("songs", len(song_files)):
+            self._songs(batch)
+        with progress.stage("events", len(log_files)):
+            self._events(batch)
+        with progress.stage("star"):
+            self._star(batch)
+        self._store_rejects()
+        return batch
+
+    def _sql(self, sql: str, params: list | None = None) -> None:
+        self.con.execute(sql, params or []).fetchall()
+
+    # -- songs ---------------------------------------------------------------
+
+    def _songs(self, batch: Batch) -> None:
+        paths = [f.path for f in batch.song_files]
+        self._sql("CREATE OR REPLACE TEMP TABLE song_raw (source_file VARCHAR, line BIGINT, raw VARCHAR)")
+        if paths:
+            self._sql(
+                "CREATE OR REPLACE TEMP TABLE song_text AS "
+                "SELECT filename AS source_file, try(decode(content)) AS text FROM read_blob(?)",
+                [paths],
+            )
+            whole = "json_valid(text) AND json_type(text) = 'OBJECT'"
+            newline = "replace(replace(text, chr(13) || chr(10), chr(10)), chr(13), chr(10))"
+            self._sql(f"""
+                INSERT INTO song_raw
+                SELECT source_file, 1, text FROM song_text WHERE text IS NOT NULL AND {whole}
+                UNION ALL
+                SELECT source_file, line, raw FROM (
+                    SELECT source_file, unnest(range(1, len(parts) + 1)) AS line, unnest(parts) AS raw
+                    FROM (SELECT source_file, string_split({newline}, chr(10)) AS parts
+                          FROM song_text WHERE text IS NOT NULL AND NOT ({whole}))
+                ) WHERE sp_trim(raw) <> ''
+            """)
+            undecodable = [r[0] for r in self.con.execute(
+                "SELECT source_file FROM song_text WHERE text IS NULL").fetchall()]
+            self._read_undecodable_songs(undecodable)
+        self._sql("CREATE OR REPLACE TEMP TABLE song_parsed AS " + parse_sql("song_raw", SONG_FIELDS, SONG_REQUIRED))
+        for source_file, line, raw, reason in self.con.execute(
+            "SELECT source_file, line, raw, error FROM song_parsed WHERE error IS NOT NULL"
+        ).fetchall():
+            self._reject("song", source_file, line, reason, raw)
+        record = ", ".join(
+            f"{f.name} := {'nullif(' + f.name + ', 0)' if f.name == 'year' else f.name}"
+            for f in SONG_FIELDS if f.name != "song_id"
+        )
+        self._sql(f"""
+            CREATE OR REPLACE TEMP TABLE b_song_records AS
+            SELECT song_id, r.title, r.artist_id, r.artist_name, r.artist_location,
+                   r.artist_latitude, r.artist_longitude, r.year::INTEGER AS year, r.duration,
+                   sp_key(r.title) AS title_key, sp_key(r.artist_name) AS artist_key
+            FROM (
+                SELECT song_id, arg_min(struct_pack({record}), struct_pack(f := source_file, l := line)) AS r
+                FROM song_parsed WHERE error IS NULL GROUP BY song_id
+            )
+            WHERE song_id NOT IN (SELECT song_id FROM {self.catalogue})
+        """)
+        self._sql(f"""
+            CREATE OR REPLACE TEMP VIEW catalogue AS
+            SELECT song_id, title, artist_id, artist_name, artist_location, artist_latitude,
+                   artist_longitude, year, duration, title_key, artist_key FROM {self.catalogue}
+            UNION ALL SELECT * FROM b_song_records
+        """)
+        self._sql("CREATE OR REPLACE TEMP TABLE b_songs AS "
+                  "SELECT song_id, title, artist_id, year, duration FROM b_song_records")
+        self._artists()
+        counts = self.con.execute("""
+            SELECT count(*), count(*) FILTER (WHERE error IS NULL) FROM song_parsed
+        """).fetchall()[0]
+        rejected_undecodable = sum(1 for r in self._rejects if r["kind"] == "song" and r["reason"] == UNDECODABLE)
+        batch.songs = {
+            "read": counts[0] + rejected_undecodable,
+            "loaded": batch.count("b_songs"),
+            "rejected": counts[0] - counts[1] + rejected_undecodable,
+        }
+        batch.songs["duplicate"] = counts[1] - batch.songs["loaded"]
+        for path, n in self.con.execute("SELECT source_file, count(*) FROM song_raw GROUP BY 1").fetchall():
+            batch.file_records[path] = n
+
+    def _read_undecodable_songs(self, paths: list[str]) -> None:
+        """Song files that are not UTF-8 as a whole: keep their good lines, reject the others."""
+        rows = []
+        for path in paths:
+            for line in rawlines.iter_lines(path):
+                text = rawlines.decode_line(line.data)
+                if text is None:
+                    self._reject("song", path, line.number, UNDECODABLE, rawlines.raw_text(line.data))
+                elif text.strip():
+                    rows.append((path, line.number, text))
+        if rows:
+            self.con.executemany("INSERT INTO song_raw VALUES (?, ?, ?)", rows)
+
+    def _artists(self) -> None:
+        """Each artist's most frequent non-NULL value per field (ties: the smallest), over all its songs."""
+        fields = {"name": "artist_name", "location": "artist_location",
+                  "latitude": "artist_latitude", "longitude": "artist_longitude"}
+        ctes = [
+            "touched AS (SELECT * FROM catalogue WHERE artist_id IN (SELECT artist_id FROM b_song_records))"
+        ]
+        for out, src in fields.items():
+            ctes.append(f"""{out} AS (
+                SELECT artist_id, first(v ORDER BY n DESC, v) AS v FROM (
+                    SELECT artist_id, {src} AS v, count(*) AS n FROM touched
+                    WHERE {src} IS NOT NULL GROUP BY ALL
+                ) GROUP BY artist_id)""")
+        joins = " ".join(f"LEFT JOIN {out} USING (artist_id)" for out in fields if out != "name")
+        self._sql(f"""
+            CREATE OR REPLACE TEMP TABLE b_artists AS
+            WITH {', '.join(ctes)}
+            SELECT artist_id, name.v AS name, location.v AS location,
+                   latitude.v AS latitude, longitude.v AS longitude
+            FROM name {joins}
+        """)
+
+    # -- events --------------------------------------------------------------
+
+    def _events(self, batch: Batch) -> None:
+        paths = [f.path for f in batch.log_files]
+        lines = "(SELECT NULL::VARCHAR AS source_file, NULL::BIGINT AS line, NULL::VARCHAR AS raw WHERE false)"
+        if paths:
+            lines = f"""(
+                SELECT filename AS source_file, NULL::BIGINT AS line, raw
+                FROM read_csv($paths, columns = {{'raw': 'VARCHAR'}}, delim = chr(1), quote = '',
+                              escape = '', header = false, auto_detect = false, new_line = '\\n',
+                              strict_mode = false, filename = true, max_line_size = 8388608,
+                              store_rejects = true, rejects_table = 'sp_csv_errors',
+                              rejects_scan = 'sp_csv_scans')
+                WHERE raw IS NOT NULL AND sp_trim(raw) <> ''
+            )"""
+        nextsong = " ".join(
+            f"WHEN {name} IS NULL THEN 'NextSong without {key}'"
+            for name, key in (("user_id", "userId"), ("session_id", "sessionId"),
+                              ("item_in_session", "itemInSession"))
+        )
+        columns = ", ".join(f.name for f in EVENT_FIELDS)
+        self.con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE ev AS
+            SELECT source_file, {columns}, err, CASE WHEN err IS NOT NULL THEN raw END AS raw
+            FROM (
+                SELECT *, coalesce(error, CASE WHEN page = 'NextSong' THEN CASE {nextsong} END END) AS err
+                FROM ({parse_sql(lines, EVENT_FIELDS, EVENT_REQUIRED)})
+            )
+        """, {"paths": paths} if paths else {})
+        self._locate_event_rejects(bool(paths))
+        counts = self.con.execute("""
+            SELECT count(*) FILTER (WHERE err IS NULL),
+                   count(*) FILTER (WHERE err IS NULL AND page = 'NextSong')
+            FROM ev
+        """).fetchall()[0]
+        filtered = dict(self.con.execute("""
+            SELECT coalesce(page, '(no page)'), count(*) FROM ev
+            WHERE err IS NULL AND page IS DISTINCT FROM 'NextSong' GROUP BY 1 ORDER BY 1
+        """).fetchall())
+        rejected = sum(1 for r in self._rejects if r["kind"] == "event")
+        batch.events = {"read": counts[0] + rejected, "rejected": rejected,
+                        "filtered": filtered, "song_plays": counts[1]}
+        per_file = Counter(r["source_file"] for r in self._rejects if r["kind"] == "event")
+        for path, n in self.con.execute(
+            "SELECT source_file, count(*) FROM ev WHERE err IS NULL GROUP BY 1"
+        ).fetchall():
+            per_file[path] += n
+        batch.file_records.update(per_file)
+
+    def _locate_event_rejects(self, read_any: bool) -> None:
+        """Give every rejected log line its line number and exact raw text (see rawlines)."""
+        by_file: dict[str, Counter] = defaultdict(Counter)
+        reasons: dict[tuple[str, str], str] = {}
+        for path, raw, reason in self.con.execute(
+            "SELECT source_file, raw, err FROM ev WHERE err IS NOT NULL"
+        ).fetchall():
+            by_file[path][raw] += 1
+            reasons[(path, raw)] = reason
+        unreadable: dict[str, dict[int, str]] = defaultdict(dict)
+        if read_any and self._has_table("sp_csv_errors"):
+            for path, offset, kind, message in self.con.execute("""
+                SELECT s.file_path, e.line_byte_position, e.error_type, e.error_message
+                FROM sp_csv_errors e JOIN sp_csv_scans s USING (scan_id, file_id)
+            """).fetchall():
+                unreadable[path][offset] = UNDECODABLE if kind == "INVALID ENCODING" else f"unreadable line: {message.splitlines()[0]}"
+        for path in sorted(set(by_file) | set(unreadable)):
+            pending, offsets = by_file.get(path, Counter()), unreadable.get(path, {})
+            for line in rawlines.iter_lines(path):
+                text = rawlines.decode_line(line.data)
+                if line.offset in offsets or text is None:
+                    reason = offsets.get(line.offset, UNDECODABLE)
+                    self._reject("event", path, line.number, reason, rawlines.raw_text(line.data))
+                    continue
+                visible = text.split("\x01", 1)[0]
+                if pending.get(visible):
+                    pending[visible] -= 1
+                    self._reject("event", path, line.number, reasons[(path, visible)], rawlines.raw_text(line.data))
+            for raw, left in pending.items():
+                for _ in range(left):
+                    log.warning("%s: a rejected line could not be located; kept without its number", path)
+                    self._reject("event", path, None, reasons[(path, raw)], raw)
+
+    def _has_table(self, name: str) -> bool:
+        return bool(self.con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [name]).fetchall()[0][0])
+
+    # -- the star ------------------------------------------------------------
+
+    def _star(self, batch: Batch) -> None:
+        play = "level, location, user_agent, song, artist, length"
+        tie = ", ".join(
+            f"{c} := coalesce({c}, {'-1' if c == 'length' else chr(39) * 2})" for c in play.split(", ")
+        )
+        self._sql(f"""
+            CREATE OR REPLACE TEMP TABLE plays AS
+            SELECT ('0x' || md5(concat_ws('|', session_id, item_in_session, user_id, ts))[1:15])::BIGINT
+                       AS songplay_id, ts, user_id, session_id, r.*
+            FROM (
+                SELECT session_id, item_in_session, user_id, ts,
+                       arg_min(struct_pack({', '.join(c + ' := ' + c for c in play.split(', '))}),
+                               struct_pack({tie})) AS r
+                FROM ev WHERE err IS NULL AND page = 'NextSong'
+                GROUP BY session_id, item_in_session, user_id, ts
+            )
+        """)
+        self._sql("""
+            CREATE OR REPLACE TEMP TABLE play_keys AS
+            SELECT song, artist, sp_key(song) AS title_key, sp_key(artist) AS artist_key
+            FROM (SELECT DISTINCT song, artist FROM plays WHERE song IS NOT NULL AND artist IS NOT NULL)
+        """)
+        self._sql("""
+            CREATE OR REPLACE TEMP TABLE play_match AS
+            SELECT p.song, p.artist, p.length, min(c.song_id) AS song_id
+            FROM (SELECT DISTINCT song, artist, length FROM plays WHERE length IS NOT NULL) p
+            JOIN play_keys k USING (song, artist)
+            JOIN catalogue c ON c.title_key = k.title_key AND c.artist_key = k.artist_key
+                            AND abs(c.duration - p.length) < 0.001
+            GROUP BY ALL
+        """)
+        self._sql("""
+            CREATE OR REPLACE TEMP TABLE b_songplays AS
+            SELECT p.songplay_id, epoch_ms(p.ts)::TIMESTAMPTZ AS start_time, p.user_id, p.level,
+                   m.song_id, c.artist_id, p.session_id, p.location, p.user_agent
+            FROM plays p
+            LEFT JOIN play_match m ON m.song = p.song AND m.artist = p.artist AND m.length = p.length
+            LEFT JOIN catalogue c ON c.song_id = m.song_id
+        """)
+        self._sql("""
+            CREATE OR REPLACE TEMP TABLE b_time AS
+            SELECT start_time, hour(t)::INTEGER AS hour, day(t)::INTEGER AS day, week(t)::INTEGER AS week,
+                   month(t)::INTEGER AS month, year(t)::INTEGER AS year, isodow(t)::INTEGER AS weekday
+            FROM (SELECT DISTINCT start_time, start_time::TIMESTAMP AS t FROM b_songplays)
+        """)
+        who = "first_name, last_name, gender, level"
+        key = ("ts", "session_id", "item_in_session")
+        self._sql(f"""
+            CREATE OR REPLACE TEMP TABLE b_users AS
+            SELECT user_id, r.first_name, r.last_name, r.gender, r.level,
+                   r.ts, r.session_id, r.item_in_session
+            FROM (
+                SELECT user_id, arg_max(
+                    struct_pack({', '.join(f'{c} := {c}' for c in (*who.split(', '), *key))}),
+                    struct_pack(ts := ts, s := coalesce(session_id, {ID_TAIL}),
+                                i := coalesce(item_in_session, {ID_TAIL}),
+                                {', '.join(f"{c} := coalesce({c}, '')" for c in who.split(', '))})
+                ) AS r
+                FROM ev WHERE err IS NULL AND user_id IS NOT NULL GROUP BY user_id
+            )
+        """)
+        plays = self.con.execute("SELECT count(*) FROM plays").fetchall()[0][0]
+        batch.events["in_batch_duplicate"] = batch.events["song_plays"] - plays
+
+    # -- rejects -------------------------------------------------------------
+
+    def _reject(self, kind: str, source_file: str, line: int | None, reason: str, raw: str | None) -> None:
+        self._rejects.append({"kind": kind, "source_file": source_file, "line": line,
+                              "reason": reason, "raw": raw})
+
+    def _store_rejects(self) -> None:
+        rows = sorted(self._rejects, key=lambda r: (r["kind"], r["source_file"], r["line"] or 0))
+        table = pa.Table.from_pylist(
+            [{"run_id": self._run_id, **r} for r in rows], schema=arrow_schema(REJECTS)
+        ) if rows else arrow_schema(REJECTS).empty_table()
+        self.con.register("sp_rejects_arrow", table)
+        self._sql("CREATE OR REPLACE TEMP TABLE b_rejects AS SELECT * FROM sp_rejects_arrow")
+        self.con.unregister("sp_rejects_arrow")
+
+
+UNDECODABLE = "not valid UTF-8 text"

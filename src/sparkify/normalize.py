@@ -1,0 +1,76 @@
+"""Text rules shared by every engine.
+
+The Python functions here are the definition. Engines run a SQL fast path for
+plain ASCII text (trim, unquote, lower-case: exactly what these functions do
+to ASCII) and call these functions, vectorised, only on the rare values that
+hold non-ASCII characters, which is where mojibake repair and Unicode
+normalisation can change anything. A property test holds the two paths equal.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+import pyarrow as pa
+
+WHITESPACE = " \t\n\r\x0b\x0c"
+"""What 'trimmed' strips: the ASCII whitespace every engine's trim agrees on."""
+
+NON_ASCII_PATTERN = "[^\\x00-\\x7F]"
+"""Regex (RE2 and Java alike) that selects the values the Python path must see."""
+
+_MOJIBAKE = re.compile("[\u00c2-\u00f4][\u0080-\u00bf]")
+_MAX_REPAIR_ROUNDS = 3
+
+
+def repair_mojibake(text: str) -> str:
+    """Undo UTF-8 that was decoded as Latin-1, once or several times.
+
+    A round is applied only when it is lossless: every character fits in
+    Latin-1 and the bytes decode as UTF-8. Text that merely contains accents
+    ("Beyoncé") fails that test and is returned unchanged.
+    """
+    for _ in range(_MAX_REPAIR_ROUNDS):
+        if not _MOJIBAKE.search(text):
+            break
+        try:
+            text = text.encode("latin-1").decode("utf-8")
+        except (UnicodeEncodeError, UnicodeDecodeError):
+            break
+    return text
+
+
+def unquote(text: str) -> str:
+    """Remove one pair of double quotes wrapping the whole value."""
+    if len(text) >= 2 and text[0] == '"' and text[-1] == '"':
+        return text[1:-1]
+    return text
+
+
+def clean_text(text: str | None) -> str | None:
+    """A stored text value: repaired, NFC, trimmed, unquoted; '' means unknown."""
+    if text is None:
+        return None
+    text = unicodedata.normalize("NFC", repair_mojibake(text)).strip(WHITESPACE)
+    text = unquote(text).strip(WHITESPACE)
+    return text or None
+
+
+def match_key(text: str | None) -> str | None:
+    """The form in which a song title or artist name is compared: cleaned and case-folded."""
+    cleaned = clean_text(text)
+    return cleaned.casefold() if cleaned is not None else None
+
+
+def _vectorised(fn):
+    def apply(values: pa.Array) -> pa.Array:
+        return pa.array([fn(v) for v in values.to_pylist()], type=pa.string())
+
+    apply.__name__ = f"{fn.__name__}_arrow"
+    apply.__doc__ = f"{fn.__name__} over an Arrow array (for DuckDB and Spark UDFs)."
+    return apply
+
+
+clean_text_arrow = _vectorised(clean_text)
+match_key_arrow = _vectorised(match_key)

@@ -1,0 +1,31 @@
+"""Progress on stderr while a run works, and the timings it reports at the end."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from rich.console import Console
+
+
+class Progress:
+    """Shows the stage a run is in (with a spinner on a terminal) and times each stage."""
+
+    def __init__(self, console: Console | None = None, quiet: bool = False):
+        self.console = console or Console(stderr=True)
+        self.quiet = quiet
+        self.timings: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str, files: int | None = None) -> Iterator[None]:
+        label = f"{name}" + (f" ({files:,} new files)" if files is not None else "")
+        start = time.perf_counter()
+        if self.quiet:
+            yield
+        else:
+            with self.console.status(f"[bold]{label}[/bold]…"):
+                yield
+        self.timings[name] = round(time.perf_counter() - start, 3)
+        if not self.quiet:
+            self.console.log(f"{label}: {self.timings[name]:.2f} s")

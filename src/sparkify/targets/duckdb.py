@@ -1,0 +1,157 @@
+"""The embedded default: a DuckDB database file.
+
+The engine computes inside this file's own connection, so a batch reaches
+the star without a copy; the merge runs in one DuckDB transaction, which the
+write-ahead log makes atomic against a crash or a kill. DuckDB lets one
+process at a time open a file for writing: a second run waits for it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import duckdb
+
+from sparkify.engines.duckdb import configure
+from sparkify.schema import ALL_TABLES, SONG_RECORDS, STAR, STATE, Dialect, Table, create_table_sql
+from sparkify.targets.base import Capabilities, Target, TargetError, WriteResult
+from sparkify.targets.sqlmerge import SqlMerge
+
+log = logging.getLogger(__name__)
+
+DIALECT = Dialect(
+    "duckdb",
+    {"bigint": "BIGINT", "int": "INTEGER", "double": "DOUBLE", "text": "VARCHAR", "timestamp": "TIMESTAMPTZ"},
+)
+
+
+class DuckDBTarget(Target):
+    name = "duckdb"
+    capabilities = Capabilities(
+        transactions=True, enforces_constraints=True, upsert=True, partitions=False,
+        shares_duckdb_connection=True,
+    )
+
+    def __init__(self, path: str, memory_limit: str = "1GB", lock_timeout: float = 600.0):
+        self.path = path
+        self.memory_limit = memory_limit
+        self.lock_timeout = lock_timeout
+        self._con: duckdb.DuckDBPyConnection | None = None
+
+    @classmethod
+    def from_url(cls, url: str, options: dict) -> DuckDBTarget:
+        return cls(url, memory_limit=options.get("memory_limit", "1GB"))
+
+    def describe(self) -> str:
+        return f"DuckDB file {self.path}"
+
+    def _connect(self, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+        """Open the file, waiting (and saying so) while another process holds it."""
+        if read_only and not os.path.exists(self.path):
+            raise TargetError(f"{self.path} does not exist: run `sparkify run` first")
+        deadline, announced = time.monotonic() + self.lock_timeout, False
+        while True:
+            try:
+                con = duckdb.connect(self.path, read_only=read_only)
+                break
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower():
+                    raise TargetError(f"cannot open {self.path}: {exc}") from exc
+                if time.monotonic() > deadline:
+                    raise TargetError(f"{self.path} is held by another process; gave up waiting") from exc
+                if not announced:
+                    log.warning("%s is in use by another sparkify run: waiting for it to finish", self.path)
+                    announced = True
+                time.sleep(0.2)
+        temp_dir = f"{self.path}.tmp"
+        configure(con, self.memory_limit, None if read_only else temp_dir)
+        return con
+
+    @contextmanager
+    def session(self) -> Iterator[None]:
+        parent = os.path.dirname(os.path.abspath(self.path))
+        os.makedirs(parent, exist_ok=True)
+        self._con = self._connect()
+        try:
+            self._create(self._con)
+            yield
+        finally:
+            self._con.close()
+            self._con = None
+
+    def engine_connection(self) -> duckdb.DuckDBPyConnection:
+        assert self._con is not None, "use within session()"
+        return self._con
+
+    def _create(self, con: duckdb.DuckDBPyConnection) -> None:
+        for table in STAR + STATE:
+            con.execute(create_table_sql(table, DIALECT))
+
+    def _drop(self, con: duckdb.DuckDBPyConnection) -> None:
+        for table in reversed(ALL_TABLES):
+            con.execute(f"DROP TABLE IF EXISTS {DIALECT.quote(table.name)}")
+
+    def ledger(self) -> dict[str, tuple[int, str]]:
+        rows = self.engine_connection().execute("SELECT path, size, modified FROM _sparkify_files").fetchall()
+        return {path: (size, modified) for path, size, modified in rows}
+
+    def catalogue_relation(self, con: duckdb.DuckDBPyConnection, full_refresh: bool) -> str:
+        name = f"main.{DIALECT.quote(SONG_RECORDS.name)}"
+        return f"(SELECT * FROM {name} WHERE NOT {str(full_refresh).lower()})"
+
+    def write(self, batch, full_refresh: bool, summary) -> WriteResult:
+        con = self.engine_connection()
+        merge = SqlMerge(DIALECT.quote, self._table, lambda name: name)
+        con.execute("BEGIN TRANSACTION")
+        try:
+            if full_refresh:
+                self._drop(con)
+                self._create(con)
+            inserted = 0
+            for purpose, sql in merge.statements():
+                count = con.execute(sql).fetchall()[0]
+                if purpose == "songplays":
+                    inserted = count[0]
+            result = WriteResult(inserted)
+            con.execute(
+                "INSERT INTO _sparkify_runs VALUES (?, now(), now(), ?)", [batch.run_id, summary(result)]
+            )
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        return result
+
+    def _table(self, table: Table) -> str:
+        return f"main.{DIALECT.quote(table.name)}"
+
+    def create_schema(self, reset: bool = False) -> None:
+        with self.session():
+            con = self.engine_connection()
+            if reset:
+                con.execute("BEGIN TRANSACTION")
+                self._drop(con)
+                self._create(con)
+                con.execute("COMMIT")
+
+    def query(self, sql: str) -> tuple[list[str], Iterator[tuple]]:
+        own = self._con is None
+        con = self._connect(read_only=True) if own else self._con
+        cursor = con.cursor()
+        cursor.execute("SET TimeZone = 'UTC'")
+        cursor.execute(sql)
+        columns = [d[0] for d in cursor.description]
+
+        def rows() -> Iterator[tuple]:
+            try:
+                while chunk := cursor.fetchmany(10_000):
+                    yield from chunk
+            finally:
+                if own:
+                    con.close()
+
+        return columns, rows()
