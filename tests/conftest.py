@@ -1,0 +1,124 @@
+"""Fixtures shared by every test: the real sample, servers, and targets of every kind.
+
+Servers (PostgreSQL, S3) are started by scripts/services.sh, which exports
+their addresses. With SPARKIFY_REQUIRE_SERVICES=1 (as in CI) a missing server
+fails the test instead of skipping it.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import uuid
+from contextlib import redirect_stdout
+from pathlib import Path
+
+import pytest
+
+from sparkify import cli
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = Path(os.environ.get("SPARKIFY_SAMPLE", REPO.parent / "shared" / "data" / "sparkify"))
+
+TARGET_KINDS = ["duckdb", "postgres", "lake", "s3lake"]
+"""Every kind of target the contract tests run against (Redshift is checked on PostgreSQL)."""
+
+
+def _service(var: str) -> str:
+    value = os.environ.get(var)
+    if value:
+        return value
+    if os.environ.get("SPARKIFY_REQUIRE_SERVICES"):
+        pytest.fail(f"{var} is not set: scripts/services.sh start did not run or failed")
+    pytest.skip(f"{var} not set (run the tests through scripts/test.sh)")
+
+
+@pytest.fixture(scope="session")
+def sample() -> Path:
+    assert (SAMPLE / "song_data").is_dir(), f"the real sample is missing at {SAMPLE}"
+    return SAMPLE
+
+
+@pytest.fixture()
+def sample_copy(tmp_path: Path, sample: Path) -> Path:
+    """A writable copy of the sample, for tests that add, change or break files."""
+    dest = tmp_path / "data"
+    shutil.copytree(sample / "song_data", dest / "song_data")
+    shutil.copytree(sample / "log_data", dest / "log_data")
+    return dest
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> str:
+    return _service("SPARKIFY_TEST_PG_URL")
+
+
+@pytest.fixture()
+def pg_url(pg_server: str) -> str:
+    """A fresh, empty database on the test server, dropped afterwards."""
+    import psycopg
+
+    name = "t_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(pg_server, autocommit=True) as con:
+        con.execute(f'CREATE DATABASE "{name}"')
+    yield pg_server.rsplit("/", 1)[0] + "/" + name
+    with psycopg.connect(pg_server, autocommit=True) as con:
+        con.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> str:
+    endpoint = _service("SPARKIFY_TEST_S3_ENDPOINT")
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    os.environ["AWS_ENDPOINT_URL"] = endpoint
+    return endpoint
+
+
+@pytest.fixture()
+def s3_bucket(s3_endpoint: str) -> str:
+    """A fresh bucket on the loopback S3 server."""
+    import boto3
+
+    name = "t-" + uuid.uuid4().hex[:12]
+    boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture(params=TARGET_KINDS)
+def target_url(request, tmp_path: Path) -> str:
+    """One target of each kind, empty."""
+    kind = request.param
+    if kind == "duckdb":
+        return str(tmp_path / "star.duckdb")
+    if kind == "postgres":
+        return request.getfixturevalue("pg_url")
+    if kind == "lake":
+        return str(tmp_path / "lake")
+    return f"s3://{request.getfixturevalue('s3_bucket')}/lake"
+
+
+def run_cli(*args: str) -> tuple[int, str]:
+    """Run the sparkify command line in-process: (exit code, stdout)."""
+    out = io.StringIO()
+    with redirect_stdout(out):
+        code = cli.main([str(a) for a in args])
+    return code, out.getvalue()
+
+
+def run_json(*args: str) -> dict:
+    """`sparkify run ... --json`, asserting success; the summary from the last stdout line."""
+    code, out = run_cli("run", *args, "--json")
+    assert code == 0, out
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def balanced(summary: dict) -> bool:
+    """read = loaded + filtered + duplicate + rejected, for songs and for events."""
+    return all(
+        a["read"] == a["loaded"] + a.get("filtered", 0) + a["duplicate"] + a["rejected"]
+        for a in summary["accounting"].values()
+    )
