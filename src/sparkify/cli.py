@@ -77,8 +77,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     for key in ("songs", "logs"):
         if not s.get(key):
             raise config.ConfigError(f"--{key} is required (or set {key} in sparkify.toml or SPARKIFY_{key.upper()})")
-    if s["engine"] != "duckdb":
-        from sparkify.engines import spark as spark_engine  # noqa: F401 - fails clearly if missing
     target = open_target(s["target"], s["target_options"])
     progress = Progress(err_console)
     summary = pipeline.run(
@@ -86,6 +84,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         full_refresh=str(s.get("full_refresh", "")).lower() in ("1", "true", "yes"),
         max_rejects=pipeline.RejectLimit.parse(s.get("max_rejects")),
         progress=progress,
+        engine_name=s["engine"],
+        engine_options=s.get("engine_options", {}),
     )
     _print_summary(summary)
     if args.json:

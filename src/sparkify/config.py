@@ -55,4 +55,5 @@ def resolve(cli: dict, config_path: str | None = None, env: dict | None = None) 
     target_options = dict(file_settings.get("target", {}))
     target_options.setdefault("memory_limit", settings["memory_limit"])
     settings["target_options"] = target_options
+    settings["engine_options"] = dict(file_settings.get("engine", {}))
     return settings

@@ -67,6 +67,17 @@ def _reject_examples(batch: Batch, limit: int = 10) -> list[str]:
     return [f"{path}:{line if line is not None else '?'}: {reason}" for path, line, reason in rows]
 
 
+def make_engine(name: str, con, catalogue: str, options: dict):
+    """The engine that computes a batch on `con`; every engine returns the same `Batch` tables."""
+    if name == "duckdb":
+        return DuckDBEngine(con, catalogue)
+    if name == "spark":
+        from sparkify.engines.spark import SparkEngine
+
+        return SparkEngine(con, catalogue, options)
+    raise ValueError(f"unknown engine {name!r}: duckdb or spark")
+
+
 def run(
     target: Target,
     songs: str,
@@ -74,6 +85,8 @@ def run(
     full_refresh: bool = False,
     max_rejects: RejectLimit = RejectLimit(),
     progress: Progress | None = None,
+    engine_name: str = "duckdb",
+    engine_options: dict | None = None,
 ) -> dict:
     """Run the pipeline once and return its summary (also stored in the target)."""
     progress = progress or Progress(quiet=True)
@@ -86,7 +99,7 @@ def run(
         song_files: list[SourceFile] = new_files(all_songs, ledger)
         log_files: list[SourceFile] = new_files(all_logs, ledger)
         con = target.engine_connection()
-        engine = DuckDBEngine(con, target.catalogue_relation(con, full_refresh))
+        engine = make_engine(engine_name, con, target.catalogue_relation(con, full_refresh), engine_options or {})
         batch = engine.run(run_id, song_files, log_files, progress)
         con.register("sp_files_arrow", _files_table(batch))
         con.execute("CREATE OR REPLACE TEMP TABLE b_files AS SELECT * FROM sp_files_arrow")
@@ -101,12 +114,12 @@ def run(
         skipped = {"songs": len(all_songs) - len(song_files), "logs": len(all_logs) - len(log_files)}
 
         def summary(result: WriteResult) -> str:
-            return json.dumps(_summary(target, batch, result, skipped, progress, started, tables=None))
+            return json.dumps(_summary(target, batch, result, skipped, progress, started, None, engine_name))
 
         with progress.stage("load"):
             result = target.write(batch, full_refresh, summary)
         tables = table_counts(target)
-    return _summary(target, batch, result, skipped, progress, started, tables)
+    return _summary(target, batch, result, skipped, progress, started, tables, engine_name)
 
 
 def table_counts(target: Target) -> dict[str, int]:
@@ -117,7 +130,7 @@ def table_counts(target: Target) -> dict[str, int]:
     return counts
 
 
-def _summary(target, batch: Batch, result: WriteResult, skipped, progress, started, tables) -> dict:
+def _summary(target, batch: Batch, result: WriteResult, skipped, progress, started, tables, engine) -> dict:
     events = dict(batch.events)
     events["loaded"] = result.songplays_inserted
     events["duplicate"] = events.pop("song_plays") - result.songplays_inserted
@@ -128,7 +141,7 @@ def _summary(target, batch: Batch, result: WriteResult, skipped, progress, start
     return {
         "run_id": batch.run_id,
         "target": target.describe(),
-        "engine": "duckdb",
+        "engine": engine,
         "files": {
             "songs": {"new": len(batch.song_files), "skipped": skipped["songs"]},
             "logs": {"new": len(batch.log_files), "skipped": skipped["logs"]},

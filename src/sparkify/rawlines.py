@@ -8,13 +8,19 @@ split the way the readers split them: at \\n, \\r\\n or \\r.
 
 from __future__ import annotations
 
+import logging
 import mmap
 import os
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 from sparkify.records import RAW_TEXT_LIMIT
+
+log = logging.getLogger(__name__)
+
+UNDECODABLE = "not valid UTF-8 text"
 
 
 @dataclass(frozen=True)
@@ -69,3 +75,32 @@ def decode_line(data: bytes) -> str | None:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         return None
+
+
+def locate(
+    rejected: dict[str, Counter],
+    reasons: dict[tuple[str, str], str],
+    unreadable: dict[str, dict[int, str]],
+) -> Iterator[tuple[str, int | None, str, str]]:
+    """(file, line, reason, raw) for every rejected line.
+
+    `rejected[path]` counts the rejected lines by the text the SQL reader saw
+    (which stops at a \x01 byte), `reasons[(path, text)]` says why, and
+    `unreadable[path]` maps the byte offset of each line the reader could not
+    decode to its reason. A line that cannot be found keeps its text and no number.
+    """
+    for path in sorted(set(rejected) | set(unreadable)):
+        pending, offsets = Counter(rejected.get(path, {})), unreadable.get(path, {})
+        for line in iter_lines(path):
+            text = decode_line(line.data)
+            if line.offset in offsets or text is None:
+                yield path, line.number, offsets.get(line.offset, UNDECODABLE), raw_text(line.data)
+                continue
+            visible = text.split("\x01", 1)[0]
+            if pending.get(visible):
+                pending[visible] -= 1
+                yield path, line.number, reasons[(path, visible)], raw_text(line.data)
+        for raw, left in pending.items():
+            for _ in range(left):
+                log.warning("%s: a rejected line could not be located; kept without its number", path)
+                yield path, None, reasons[(path, raw)], raw

@@ -164,7 +164,7 @@ class DuckDBEngine:
         counts = self.con.execute("""
             SELECT count(*), count(*) FILTER (WHERE error IS NULL) FROM song_parsed
         """).fetchall()[0]
-        rejected_undecodable = sum(1 for r in self._rejects if r["kind"] == "song" and r["reason"] == UNDECODABLE)
+        rejected_undecodable = sum(1 for r in self._rejects if r["kind"] == "song" and r["reason"] == rawlines.UNDECODABLE)
         batch.songs = {
             "read": counts[0] + rejected_undecodable,
             "loaded": batch.count("b_songs"),
@@ -181,7 +181,7 @@ class DuckDBEngine:
             for line in rawlines.iter_lines(path):
                 text = rawlines.decode_line(line.data)
                 if text is None:
-                    self._reject("song", path, line.number, UNDECODABLE, rawlines.raw_text(line.data))
+                    self._reject("song", path, line.number, rawlines.UNDECODABLE, rawlines.raw_text(line.data))
                 elif text.strip():
                     rows.append((path, line.number, text))
         if rows:
@@ -273,23 +273,12 @@ class DuckDBEngine:
                 SELECT s.file_path, e.line_byte_position, e.error_type, e.error_message
                 FROM sp_csv_errors e JOIN sp_csv_scans s USING (scan_id, file_id)
             """).fetchall():
-                unreadable[path][offset] = UNDECODABLE if kind == "INVALID ENCODING" else f"unreadable line: {message.splitlines()[0]}"
-        for path in sorted(set(by_file) | set(unreadable)):
-            pending, offsets = by_file.get(path, Counter()), unreadable.get(path, {})
-            for line in rawlines.iter_lines(path):
-                text = rawlines.decode_line(line.data)
-                if line.offset in offsets or text is None:
-                    reason = offsets.get(line.offset, UNDECODABLE)
-                    self._reject("event", path, line.number, reason, rawlines.raw_text(line.data))
-                    continue
-                visible = text.split("\x01", 1)[0]
-                if pending.get(visible):
-                    pending[visible] -= 1
-                    self._reject("event", path, line.number, reasons[(path, visible)], rawlines.raw_text(line.data))
-            for raw, left in pending.items():
-                for _ in range(left):
-                    log.warning("%s: a rejected line could not be located; kept without its number", path)
-                    self._reject("event", path, None, reasons[(path, raw)], raw)
+                unreadable[path][offset] = (
+                    rawlines.UNDECODABLE if kind == "INVALID ENCODING"
+                    else f"unreadable line: {message.splitlines()[0]}"
+                )
+        for reject in rawlines.locate(by_file, reasons, unreadable):
+            self._reject("event", *reject)
 
     def _has_table(self, name: str) -> bool:
         return bool(self.con.execute(
@@ -376,5 +365,3 @@ class DuckDBEngine:
         self._sql("CREATE OR REPLACE TEMP TABLE b_rejects AS SELECT * FROM sp_rejects_arrow")
         self.con.unregister("sp_rejects_arrow")
 
-
-UNDECODABLE = "not valid UTF-8 text"
