@@ -122,3 +122,34 @@ def balanced(summary: dict) -> bool:
         a["read"] == a["loaded"] + a.get("filtered", 0) + a["duplicate"] + a["rejected"]
         for a in summary["accounting"].values()
     )
+
+
+def star_rows(target: str) -> dict[str, list[tuple]]:
+    """Every row of the five tables of a target, ordered by primary key, timestamps as UTC datetimes.
+
+    The common currency of the differential tests: two targets (or engines)
+    agree when this returns the same for both.
+    """
+    import datetime as dt
+
+    from sparkify.schema import STAR
+    from sparkify.targets import open_target
+
+    def normal(value):
+        if isinstance(value, dt.datetime):
+            return value.astimezone(dt.timezone.utc)
+        if isinstance(value, float):
+            return round(value, 9)
+        return value
+
+    tgt = open_target(target)
+    try:
+        tables = {}
+        for table in STAR:
+            cols = ", ".join(f'"{c}"' for c in table.column_names)
+            order = ", ".join(f'"{c}"' for c in table.primary_key)
+            _, rows = tgt.query(f'SELECT {cols} FROM "{table.name}" ORDER BY {order}')
+            tables[table.name] = [tuple(normal(v) for v in row) for row in rows]
+        return tables
+    finally:
+        tgt.close()

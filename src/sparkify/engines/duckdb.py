@@ -117,7 +117,7 @@ class DuckDBEngine:
                 "SELECT filename AS source_file, try(decode(content)) AS text FROM read_blob(?)",
                 [paths],
             )
-            whole = "json_valid(text) AND json_type(text) = 'OBJECT'"
+            whole = "CASE WHEN json_valid(text) THEN json_type(text) = 'OBJECT' ELSE false END"
             newline = "replace(replace(text, chr(13) || chr(10), chr(10)), chr(13), chr(10))"
             self._sql(f"""
                 INSERT INTO song_raw

@@ -1,0 +1,76 @@
+"""Text rules: the Python definition, and the SQL fast path that must agree with it on ASCII."""
+
+from __future__ import annotations
+
+import duckdb
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sparkify.engines.duckdb import configure
+from sparkify.normalize import clean_text, match_key, repair_mojibake
+
+
+def mojibake(text: str, times: int) -> str:
+    for _ in range(times):
+        text = text.encode("utf-8").decode("latin-1")
+    return text
+
+
+@pytest.mark.parametrize("original", ["Björk", "Beyoncé", "Sinisten tähtien alla", "Orchestre de la Société",
+                                      "Alceu Valença", "Markus Krunegård", "Mötley Crüe", "Ζορμπάς", "東京"])
+@pytest.mark.parametrize("times", [0, 1, 2])
+def test_mojibake_once_or_twice_is_repaired(original, times):
+    assert repair_mojibake(mojibake(original, times)) == original
+
+
+def test_real_values_from_the_logs():
+    assert repair_mojibake("BjÃ\x83Â¶rk") == "Björk"
+    assert repair_mojibake("Michael BublÃ\x83Â©") == "Michael Bublé"
+
+
+@pytest.mark.parametrize("text", ["Beyoncé", "Ã", "naïve café", "plain", "Ã ", "©2008 Ã©"])
+def test_text_that_is_not_mojibake_is_left_alone(text):
+    assert repair_mojibake(text) == text
+
+
+def test_clean_trims_unquotes_and_nulls_empty():
+    assert clean_text('  "Mozilla/5.0 (X11)"  ') == "Mozilla/5.0 (X11)"
+    assert clean_text('""') is None
+    assert clean_text("   ") is None
+    assert clean_text('"a"b"') == 'a"b'
+    assert clean_text("Cafe\u0301") == "Café"  # NFC
+
+
+def test_match_key_casefolds():
+    assert match_key("  STRASSE ") == "strasse"
+    assert match_key("Straße") == "strasse"
+    assert match_key(mojibake("Björk", 2)) == match_key("BJÖRK")
+
+
+@pytest.fixture(scope="module")
+def con():
+    connection = duckdb.connect()
+    configure(connection, "256MB", None)
+    return connection
+
+
+ascii_text = st.text(alphabet=st.characters(min_codepoint=1, max_codepoint=127), max_size=30)
+
+
+@settings(max_examples=300, deadline=None)
+@given(ascii_text)
+def test_sql_fast_path_equals_python_on_ascii(con, text):
+    got_clean, got_key = con.execute("SELECT sp_clean($1), sp_key(sp_clean($1))", [text]).fetchall()[0]
+    assert got_clean == clean_text(text)
+    assert got_key == match_key(text)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=20))
+def test_sql_equals_python_on_any_text(con, text):
+    if "\x00" in text:
+        text = text.replace("\x00", "")
+    got_clean, got_key = con.execute("SELECT sp_clean($1), sp_key(sp_clean($1))", [text]).fetchall()[0]
+    assert got_clean == clean_text(text)
+    assert got_key == match_key(clean_text(text))
