@@ -62,6 +62,8 @@ def _parser() -> argparse.ArgumentParser:
             mod = importlib.import_module(module)
         except ModuleNotFoundError:
             continue
+        if not hasattr(mod, "add_arguments"):
+            continue
         mod.add_arguments(sub.add_parser(name, help=mod.__doc__.splitlines()[0]))
     return parser
 

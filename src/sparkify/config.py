@@ -2,9 +2,10 @@
 
 sparkify.toml replaces the original projects' dl.cfg and dwh.cfg. Top-level
 keys are the run options (songs, logs, target, engine, max_rejects,
-memory_limit); the [target] table holds options for the target (a schema
-name, an IAM role, ...). Secrets belong in the environment or the AWS chain,
-never in a committed file.
+memory_limit). The target is either a string or a [target] table with `url`
+and the target's options (a schema name, an IAM role, ...); [spark] holds
+the Spark engine's options. Secrets belong in the environment or the AWS
+chain, never in a committed file.
 """
 
 from __future__ import annotations
@@ -48,12 +49,16 @@ def resolve(cli: dict, config_path: str | None = None, env: dict | None = None) 
     file_settings = load_file(config_path)
     settings = {**DEFAULTS}
     settings.update({k: v for k, v in file_settings.items() if not isinstance(v, dict)})
+    target_table = file_settings.get("target")
+    if isinstance(target_table, dict) and "url" in target_table:
+        settings["target"] = target_table["url"]
     for key, value in env.items():
         if key.startswith(ENV_PREFIX) and key != ENV_PREFIX + "CONFIG":
             settings[key[len(ENV_PREFIX):].lower()] = value
     settings.update({k: v for k, v in cli.items() if v is not None})
-    target_options = dict(file_settings.get("target", {}))
+    target_options = {k: v for k, v in (target_table if isinstance(target_table, dict) else {}).items()
+                      if k != "url"}
     target_options.setdefault("memory_limit", settings["memory_limit"])
     settings["target_options"] = target_options
-    settings["engine_options"] = dict(file_settings.get("engine", {}))
+    settings["engine_options"] = dict(file_settings.get("spark", {}))
     return settings

@@ -14,8 +14,8 @@ import unicodedata
 
 import pyarrow as pa
 
-WHITESPACE = " \t\n\r\x0b\x0c"
-"""What 'trimmed' strips: the ASCII whitespace every engine's trim agrees on."""
+WHITESPACE = " "
+"""What 'trimmed' strips: spaces, which every engine's plain trim agrees on (and fast)."""
 
 NON_ASCII_PATTERN = "[^\\x00-\\x7F]"
 """Regex (RE2 and Java alike) that selects the values the Python path must see."""

@@ -9,9 +9,10 @@ here runs on DuckDB; the Spark engine implements the same table of fields.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
-from sparkify.normalize import NON_ASCII_PATTERN, WHITESPACE
+from sparkify.normalize import WHITESPACE
 
 
 @dataclass(frozen=True)
@@ -69,75 +70,103 @@ def _sql_literal(text: str) -> str:
 
 
 def duckdb_macros() -> list[str]:
-    """Macros the generated SQL relies on (the ASCII fast path of normalize.py)."""
-    ws = " || ".join(f"chr({ord(c)})" for c in WHITESPACE)
-    pattern = _sql_literal(NON_ASCII_PATTERN)
+    """Macros for the ASCII fast path of normalize.py.
+
+    Plain trim() strips spaces, which is exactly normalize.WHITESPACE. A value
+    whose byte length differs from its character length holds non-ASCII text
+    and goes to the Python definition; the common value (no surrounding space
+    or quote, not empty, ASCII) is returned after four cheap byte tests.
+    """
+    assert WHITESPACE == " ", "the SQL fast path trims spaces only"
     return [
-        f"CREATE OR REPLACE TEMP MACRO sp_trim(s) AS trim(s, {ws})",
-        "CREATE OR REPLACE TEMP MACRO sp_unquote(s) AS CASE WHEN length(s) >= 2 AND "
-        "starts_with(s, '\"') AND ends_with(s, '\"') THEN substr(s, 2, length(s) - 2) ELSE s END",
-        "CREATE OR REPLACE TEMP MACRO sp_bare(s) AS nullif(sp_trim(sp_unquote(sp_trim(s))), '')",
-        f"CREATE OR REPLACE TEMP MACRO sp_clean(s) AS CASE WHEN regexp_matches(s, {pattern}) "
-        "THEN sparkify_clean_text(s) ELSE sp_bare(s) END",
-        f"CREATE OR REPLACE TEMP MACRO sp_key(s) AS CASE WHEN regexp_matches(s, {pattern}) "
+        "CREATE OR REPLACE TEMP MACRO sp_bare(a) AS CASE WHEN length(trim(a)) >= 2 "
+        "AND starts_with(trim(a), '\"') AND ends_with(trim(a), '\"') "
+        "THEN nullif(trim(substr(trim(a), 2, length(trim(a)) - 2)), '') ELSE nullif(trim(a), '') END",
+        "CREATE OR REPLACE TEMP MACRO sp_clean(a) AS CASE WHEN strlen(a) <> length(a) "
+        "THEN sparkify_clean_text(a) WHEN a = '' OR starts_with(a, ' ') OR ends_with(a, ' ') "
+        "OR starts_with(a, '\"') THEN sp_bare(a) ELSE a END",
+        "CREATE OR REPLACE TEMP MACRO sp_key(s) AS CASE WHEN strlen(s) <> length(s) "
         "THEN sparkify_match_key(s) ELSE lower(s) END",
-        f"CREATE OR REPLACE TEMP MACRO sp_int(s) AS CASE WHEN regexp_matches(sp_bare(s), "
-        f"{_sql_literal(INTEGER_PATTERN)}) THEN TRY_CAST(split_part(sp_bare(s), '.', 1) AS BIGINT) END",
     ]
 
 
-def _field_sql(i: int, field: Field) -> tuple[str, str]:
-    """(value expression, error expression) for field i of the extracted lists v and t."""
-    v, t = f"v[{i}]", f"t[{i}]"
-    nested = f"{t} IN ('OBJECT', 'ARRAY')"
+def struct_type(fields: tuple[Field, ...]) -> str:
+    """JSON structure for from_json/read_json: every field as VARCHAR, typed later by typed_sql."""
+    return _sql_literal(json.dumps({f.key: "VARCHAR" for f in fields}))
+
+
+def read_json_columns(fields: tuple[Field, ...]) -> str:
+    return "{" + ", ".join(f"{_sql_literal(f.key)}: 'VARCHAR'" for f in fields) + "}"
+
+
+def _q(key: str) -> str:
+    return '"' + key.replace('"', '""') + '"'
+
+
+def _typed(a: str, field: Field, lazy: bool) -> str:
+    """SQL for a field's value from its text as read (column a); lazy text stays as read."""
     if field.type == "text":
-        value = f"sp_clean({v})"
-        error = f"CASE WHEN {nested} THEN '{field.key}: expected text, got ' || lower({t}) END"
-    elif field.type == "int":
-        value = f"sp_int({v})"
-        error = (
-            f"CASE WHEN {nested} OR {t} = 'BOOLEAN' THEN '{field.key}: expected an integer, got ' || lower({t}) "
-            f"WHEN sp_bare({v}) IS NOT NULL AND sp_int({v}) IS NULL "
-            f"THEN '{field.key}: not an integer in range: ' || left(sp_bare({v}), 40) END"
-        )
-    else:
-        value = f"TRY_CAST(sp_bare({v}) AS DOUBLE)"
-        error = (
-            f"CASE WHEN {nested} OR {t} = 'BOOLEAN' THEN '{field.key}: expected a number, got ' || lower({t}) "
-            f"WHEN sp_bare({v}) IS NOT NULL AND NOT coalesce(isfinite(TRY_CAST(sp_bare({v}) AS DOUBLE)), false) "
-            f"THEN '{field.key}: not a finite number: ' || left(sp_bare({v}), 40) END"
-        )
-    return value, error
+        return a if lazy else f"sp_clean({a})"
+    if field.type == "int":
+        return (f"CASE WHEN regexp_full_match({a}, '-?[0-9]+') THEN TRY_CAST({a} AS BIGINT) "
+                f"WHEN regexp_full_match(sp_bare({a}), {_sql_literal(INTEGER_PATTERN)}) "
+                f"THEN TRY_CAST(split_part(sp_bare({a}), '.', 1) AS BIGINT) END")
+    return (f"CASE WHEN isfinite(TRY_CAST({a} AS DOUBLE)) THEN TRY_CAST({a} AS DOUBLE) "
+            f"WHEN isfinite(TRY_CAST(sp_bare({a}) AS DOUBLE)) THEN TRY_CAST(sp_bare({a}) AS DOUBLE) END")
 
 
-def parse_sql(source: str, fields: tuple[Field, ...], required: tuple[str, ...]) -> str:
-    """SELECT that types every field of the JSON text in `raw` and names the first problem.
+def _error(a: str, field: Field) -> str:
+    """SQL naming the problem with a field, or NULL.
 
-    `source` must provide source_file, line and raw. The result keeps them and
-    adds one column per field plus `error` (NULL for a valid record).
+    Text holding an object or array is only detectable with the raw line at
+    hand; without it (the fast read) the answer is 'look closer'.
     """
-    paths = ", ".join(_sql_literal(f"$.{f.key}") for f in fields)
-    columns, errors = [], []
-    for i, field in enumerate(fields, start=1):
-        value, error = _field_sql(i, field)
-        columns.append(f"{value} AS {field.name}")
-        errors.append(error)
-    missing = [
-        f"CASE WHEN {_field_sql(fields.index(f) + 1, f)[0]} IS NULL THEN '{f.key} is missing' END"
-        for f in fields
-        if f.name in required
-    ]
+    x = _q(field.name)
+    if field.type == "text":
+        path = _sql_literal(f"$.{field.key}")
+        return (f"CASE WHEN starts_with({a}, '{{') OR starts_with({a}, '[') THEN CASE WHEN raw IS NULL "
+                f"THEN '{CLOSER_LOOK}' WHEN json_type(raw, {path}) IN ('OBJECT', 'ARRAY') "
+                f"THEN '{field.key}: expected text, got ' || lower(json_type(raw, {path})) END END")
+    what = "an integer in range" if field.type == "int" else "a finite number"
+    return (f"CASE WHEN {x} IS NULL AND sp_bare({a}) IS NOT NULL "
+            f"THEN '{field.key}: not {what}: ' || left(sp_bare({a}), 40) END")
+
+
+CLOSER_LOOK = "needs a closer look"
+"""The fast read's verdict on a record only the raw line can settle: its file is read again exactly."""
+
+
+def typed_sql(source: str, fields: tuple[Field, ...], required: tuple[str, ...], lazy_text: bool) -> str:
+    """SELECT that types the fields read as text and names each record's first problem.
+
+    `source` provides source_file, line, raw (NULL when read by read_json),
+    `parsed` (the line is a JSON object; NULL when unknown) and one VARCHAR
+    column per field key. The result has source_file, line, raw, one column
+    per field name, and `error` (NULL for a valid record).
+    """
+    n = range(1, len(fields) + 1)
+    columns = ", ".join(f"{_typed(f'a{i}', f, lazy_text)} AS {_q(f.name)}" for i, f in zip(n, fields))
+    problems = [_error(f"a{i}", f) for i, f in zip(n, fields)]
+    problems += [f"CASE WHEN {_q(f.name)} IS NULL THEN '{f.key} is missing' END" for f in fields
+                 if f.name in required]
     error = (
-        "CASE WHEN NOT json_valid(raw) THEN 'not valid JSON' "
-        "WHEN json_type(raw) <> 'OBJECT' THEN 'not a JSON object, but ' || lower(json_type(raw)) "
-        f"ELSE coalesce({', '.join(errors + missing)}) END"
+        "CASE WHEN parsed = false AND raw IS NOT NULL AND NOT json_valid(raw) THEN 'not valid JSON' "
+        "WHEN parsed = false THEN 'not a JSON object, but ' || lower(json_type(raw)) "
+        f"ELSE coalesce({', '.join(problems)}) END"
     )
+    read = ", ".join(f"{_q(f.key)} AS a{i}" for i, f in zip(n, fields))
+    kept = ", ".join(f"a{i}" for i in n)
+    names = ", ".join(_q(f.name) for f in fields)
     return f"""
-        SELECT source_file, line, raw, {', '.join(columns)}, {error} AS error
-        FROM (
-            SELECT source_file, line, raw,
-                   CASE WHEN json_valid(raw) THEN json_extract_string(raw, [{paths}]) END AS v,
-                   CASE WHEN json_valid(raw) THEN json_type(raw, [{paths}]) END AS t
-            FROM {source}
-        )
+        SELECT source_file, line, raw, {names}, {error} AS error
+        FROM (SELECT source_file, line, raw, parsed, {kept}, {columns}
+              FROM (SELECT source_file, line, raw, parsed, {read} FROM {source}))
     """
+
+
+def raw_json_source(lines: str, fields: tuple[Field, ...]) -> str:
+    """A typed_sql source over raw lines (source_file, line, raw): each parsed with from_json."""
+    return f"""(
+        SELECT source_file, line, raw, s IS NOT NULL AND starts_with(ltrim(raw), '{{') AS parsed, unnest(s)
+        FROM (SELECT source_file, line, raw, try(from_json(raw, {struct_type(fields)})) AS s FROM {lines})
+    )"""

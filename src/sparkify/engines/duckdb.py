@@ -16,7 +16,7 @@ import duckdb
 import pyarrow as pa
 
 from sparkify import rawlines
-from sparkify.normalize import clean_text_arrow, match_key_arrow
+from sparkify.normalize import clean_text, match_key
 from sparkify.records import (
     EVENT_FIELDS,
     EVENT_REQUIRED,
@@ -24,7 +24,9 @@ from sparkify.records import (
     SONG_FIELDS,
     SONG_REQUIRED,
     duckdb_macros,
-    parse_sql,
+    raw_json_source,
+    read_json_columns,
+    typed_sql,
 )
 from sparkify.schema import REJECTS, arrow_schema
 from sparkify.sources import SourceFile
@@ -43,15 +45,20 @@ BATCH_TABLES = (
 
 
 def configure(con: duckdb.DuckDBPyConnection, memory_limit: str, temp_dir: str | None) -> None:
-    """Settings every sparkify DuckDB connection runs with: UTC, bounded memory, our UDFs."""
+    """Settings every sparkify DuckDB connection runs with: UTC, bounded memory, our UDFs.
+
+    The UDFs are plain per-value Python functions: the SQL calls them only on
+    the rare non-ASCII values (see normalize.py), so they never see the bulk.
+    """
     con.execute("SET TimeZone = 'UTC'")
     con.execute("SET preserve_insertion_order = false")
     con.execute(f"SET memory_limit = '{memory_limit}'")
     if temp_dir:
         con.execute("SET temp_directory = ?", [temp_dir])
-    for name, fn in (("sparkify_clean_text", clean_text_arrow), ("sparkify_match_key", match_key_arrow)):
+    for name, fn in (("sparkify_clean_text", clean_text), ("sparkify_match_key", match_key)):
         try:
-            con.create_function(name, fn, [duckdb.sqltype("VARCHAR")], duckdb.sqltype("VARCHAR"), type="arrow")
+            con.create_function(name, fn, [duckdb.sqltype("VARCHAR")], duckdb.sqltype("VARCHAR"),
+                                type="native", side_effects=False)
         except duckdb.CatalogException:
             pass  # already registered on this database instance
     for macro in duckdb_macros():
@@ -127,12 +134,14 @@ class DuckDBEngine:
                     SELECT source_file, unnest(range(1, len(parts) + 1)) AS line, unnest(parts) AS raw
                     FROM (SELECT source_file, string_split({newline}, chr(10)) AS parts
                           FROM song_text WHERE text IS NOT NULL AND NOT ({whole}))
-                ) WHERE sp_trim(raw) <> ''
+                ) WHERE trim(raw) <> ''
             """)
             undecodable = [r[0] for r in self.con.execute(
                 "SELECT source_file FROM song_text WHERE text IS NULL").fetchall()]
             self._read_undecodable_songs(undecodable)
-        self._sql("CREATE OR REPLACE TEMP TABLE song_parsed AS " + parse_sql("song_raw", SONG_FIELDS, SONG_REQUIRED))
+        source = raw_json_source("song_raw", SONG_FIELDS)
+        self._sql("CREATE OR REPLACE TEMP TABLE song_parsed AS "
+                  + typed_sql(source, SONG_FIELDS, SONG_REQUIRED, lazy_text=False))
         for source_file, line, raw, reason in self.con.execute(
             "SELECT source_file, line, raw, error FROM song_parsed WHERE error IS NOT NULL"
         ).fetchall():
@@ -212,9 +221,30 @@ class DuckDBEngine:
     # -- events --------------------------------------------------------------
 
     def _events(self, batch: Batch) -> None:
+        """Type every event: a fast read of all files, then an exact reread of the files it doubts.
+
+        read_json is the fastest reader but cannot say which line was bad, nor
+        keep its text; so every file in which it finds anything wrong (or
+        anything only the raw line can settle) is read again line by line,
+        where each record gets its exact verdict and a reject keeps its text.
+        """
         paths = [f.path for f in batch.log_files]
-        lines = "(SELECT NULL::VARCHAR AS source_file, NULL::BIGINT AS line, NULL::VARCHAR AS raw WHERE false)"
-        if paths:
+        self._sql(f"CREATE OR REPLACE TEMP TABLE ev AS {self._typed_events('(SELECT NULL AS x WHERE false)', fast=None)}")
+        if not paths:
+            self._count_events(batch)
+            return
+        fast = f"""(
+            SELECT filename AS source_file, NULL::BIGINT AS line, NULL::VARCHAR AS raw, NULL::BOOLEAN AS parsed,
+                   {', '.join('"' + f.key + '"' for f in EVENT_FIELDS)}
+            FROM read_json($paths, format = 'newline_delimited', columns = {read_json_columns(EVENT_FIELDS)},
+                           ignore_errors = true, filename = true)
+        )"""
+        self.con.execute(f"INSERT INTO ev {self._typed_events(fast, fast=True)}", {"paths": paths}).fetchall()
+        doubted = [r[0] for r in self.con.execute(
+            "SELECT DISTINCT source_file FROM ev WHERE err IS NOT NULL ORDER BY 1").fetchall()]
+        if doubted:
+            log.info("%d log files hold bad records: reading them line by line", len(doubted))
+            self.con.execute("DELETE FROM ev WHERE source_file IN (SELECT unnest($paths))", {"paths": doubted}).fetchall()
             lines = f"""(
                 SELECT filename AS source_file, NULL::BIGINT AS line, raw
                 FROM read_csv($paths, columns = {{'raw': 'VARCHAR'}}, delim = chr(1), quote = '',
@@ -222,31 +252,46 @@ class DuckDBEngine:
                               strict_mode = false, filename = true, max_line_size = 8388608,
                               store_rejects = true, rejects_table = 'sp_csv_errors',
                               rejects_scan = 'sp_csv_scans')
-                WHERE raw IS NOT NULL AND sp_trim(raw) <> ''
+                WHERE raw IS NOT NULL AND trim(raw, ' ' || chr(9) || chr(13)) <> ''
             )"""
+            source = raw_json_source(lines, EVENT_FIELDS)
+            self.con.execute(f"INSERT INTO ev {self._typed_events(source, fast=False)}", {"paths": doubted}).fetchall()
+            self._locate_event_rejects()
+        self._count_events(batch)
+
+    @staticmethod
+    def _typed_events(source: str, fast: bool | None) -> str:
+        """ev rows from a typed_sql source: typed ids, text as read, is_play, err (and raw when rejected)."""
+        if fast is None:
+            source = raw_json_source("(SELECT NULL::VARCHAR AS source_file, NULL::BIGINT AS line, "
+                                     "NULL::VARCHAR AS raw WHERE false)", EVENT_FIELDS)
         nextsong = " ".join(
             f"WHEN {name} IS NULL THEN 'NextSong without {key}'"
             for name, key in (("user_id", "userId"), ("session_id", "sessionId"),
                               ("item_in_session", "itemInSession"))
         )
         columns = ", ".join(f.name for f in EVENT_FIELDS)
-        self.con.execute(f"""
-            CREATE OR REPLACE TEMP TABLE ev AS
-            SELECT source_file, {columns}, err, CASE WHEN err IS NOT NULL THEN raw END AS raw
+        return f"""
+            SELECT source_file, {columns}, is_play, err, CASE WHEN err IS NOT NULL THEN raw END AS raw
             FROM (
-                SELECT *, coalesce(error, CASE WHEN page = 'NextSong' THEN CASE {nextsong} END END) AS err
-                FROM ({parse_sql(lines, EVENT_FIELDS, EVENT_REQUIRED)})
+                SELECT *, coalesce(error, CASE WHEN is_play THEN CASE {nextsong} END END) AS err
+                FROM (
+                    SELECT *, page = 'NextSong' OR (page <> 'NextSong' AND sp_clean(page) = 'NextSong') AS is_play
+                    FROM ({typed_sql(source, EVENT_FIELDS, EVENT_REQUIRED, lazy_text=True)})
+                )
             )
-        """, {"paths": paths} if paths else {})
-        self._locate_event_rejects(bool(paths))
+        """
+
+    def _count_events(self, batch: Batch) -> None:
         counts = self.con.execute("""
-            SELECT count(*) FILTER (WHERE err IS NULL),
-                   count(*) FILTER (WHERE err IS NULL AND page = 'NextSong')
+            SELECT count(*) FILTER (WHERE err IS NULL), count(*) FILTER (WHERE err IS NULL AND is_play)
             FROM ev
         """).fetchall()[0]
         filtered = dict(self.con.execute("""
-            SELECT coalesce(page, '(no page)'), count(*) FROM ev
-            WHERE err IS NULL AND page IS DISTINCT FROM 'NextSong' GROUP BY 1 ORDER BY 1
+            SELECT coalesce(sp_clean(page), '(no page)') AS page, sum(n)::BIGINT FROM (
+                SELECT page, count(*) AS n FROM ev WHERE err IS NULL AND NOT coalesce(is_play, false)
+                GROUP BY page
+            ) GROUP BY 1 ORDER BY 1
         """).fetchall())
         rejected = sum(1 for r in self._rejects if r["kind"] == "event")
         batch.events = {"read": counts[0] + rejected, "rejected": rejected,
@@ -258,7 +303,7 @@ class DuckDBEngine:
             per_file[path] += n
         batch.file_records.update(per_file)
 
-    def _locate_event_rejects(self, read_any: bool) -> None:
+    def _locate_event_rejects(self) -> None:
         """Give every rejected log line its line number and exact raw text (see rawlines)."""
         by_file: dict[str, Counter] = defaultdict(Counter)
         reasons: dict[tuple[str, str], str] = {}
@@ -268,7 +313,7 @@ class DuckDBEngine:
             by_file[path][raw] += 1
             reasons[(path, raw)] = reason
         unreadable: dict[str, dict[int, str]] = defaultdict(dict)
-        if read_any and self._has_table("sp_csv_errors"):
+        if self._has_table("sp_csv_errors"):
             for path, offset, kind, message in self.con.execute("""
                 SELECT s.file_path, e.line_byte_position, e.error_type, e.error_message
                 FROM sp_csv_errors e JOIN sp_csv_scans s USING (scan_id, file_id)
@@ -287,6 +332,8 @@ class DuckDBEngine:
     # -- the star ------------------------------------------------------------
 
     def _star(self, batch: Batch) -> None:
+        """Song plays, time, users from ev. Text is cleaned here, after the rows are chosen:
+        far fewer values than events. Ties are broken on the text as read."""
         play = "level, location, user_agent, song, artist, length"
         tie = ", ".join(
             f"{c} := coalesce({c}, {'-1' if c == 'length' else chr(39) * 2})" for c in play.split(", ")
@@ -299,13 +346,13 @@ class DuckDBEngine:
                 SELECT session_id, item_in_session, user_id, ts,
                        arg_min(struct_pack({', '.join(c + ' := ' + c for c in play.split(', '))}),
                                struct_pack({tie})) AS r
-                FROM ev WHERE err IS NULL AND page = 'NextSong'
+                FROM ev WHERE err IS NULL AND is_play
                 GROUP BY session_id, item_in_session, user_id, ts
             )
         """)
         self._sql("""
             CREATE OR REPLACE TEMP TABLE play_keys AS
-            SELECT song, artist, sp_key(song) AS title_key, sp_key(artist) AS artist_key
+            SELECT song, artist, sp_key(sp_clean(song)) AS title_key, sp_key(sp_clean(artist)) AS artist_key
             FROM (SELECT DISTINCT song, artist FROM plays WHERE song IS NOT NULL AND artist IS NOT NULL)
         """)
         self._sql("""
@@ -319,8 +366,9 @@ class DuckDBEngine:
         """)
         self._sql("""
             CREATE OR REPLACE TEMP TABLE b_songplays AS
-            SELECT p.songplay_id, epoch_ms(p.ts)::TIMESTAMPTZ AS start_time, p.user_id, p.level,
-                   m.song_id, c.artist_id, p.session_id, p.location, p.user_agent
+            SELECT p.songplay_id, epoch_ms(p.ts)::TIMESTAMPTZ AS start_time, p.user_id, sp_clean(p.level) AS level,
+                   m.song_id, c.artist_id, p.session_id, sp_clean(p.location) AS location,
+                   sp_clean(p.user_agent) AS user_agent
             FROM plays p
             LEFT JOIN play_match m ON m.song = p.song AND m.artist = p.artist AND m.length = p.length
             LEFT JOIN catalogue c ON c.song_id = m.song_id
@@ -335,8 +383,8 @@ class DuckDBEngine:
         key = ("ts", "session_id", "item_in_session")
         self._sql(f"""
             CREATE OR REPLACE TEMP TABLE b_users AS
-            SELECT user_id, r.first_name, r.last_name, r.gender, r.level,
-                   r.ts, r.session_id, r.item_in_session
+            SELECT user_id, sp_clean(r.first_name) AS first_name, sp_clean(r.last_name) AS last_name,
+                   sp_clean(r.gender) AS gender, sp_clean(r.level) AS level, r.ts, r.session_id, r.item_in_session
             FROM (
                 SELECT user_id, arg_max(
                     struct_pack({', '.join(f'{c} := {c}' for c in (*who.split(', '), *key))}),
