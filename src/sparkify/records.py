@@ -75,7 +75,8 @@ def duckdb_macros() -> list[str]:
     Plain trim() strips spaces, which is exactly normalize.WHITESPACE. A value
     whose byte length differs from its character length holds non-ASCII text
     and goes to the Python definition; the common value (no surrounding space
-    or quote, not empty, ASCII) is returned after four cheap byte tests.
+    or quote, not empty, ASCII) is returned after a few byte tests, and so is
+    the common wrapped value ("Mozilla/5.0 ...", quotes and nothing else).
     """
     assert WHITESPACE == " ", "the SQL fast path trims spaces only"
     return [
@@ -83,8 +84,11 @@ def duckdb_macros() -> list[str]:
         "AND starts_with(trim(a), '\"') AND ends_with(trim(a), '\"') "
         "THEN nullif(trim(substr(trim(a), 2, length(trim(a)) - 2)), '') ELSE nullif(trim(a), '') END",
         "CREATE OR REPLACE TEMP MACRO sp_clean(a) AS CASE WHEN strlen(a) <> length(a) "
-        "THEN sparkify_clean_text(a) WHEN a = '' OR starts_with(a, ' ') OR ends_with(a, ' ') "
-        "OR starts_with(a, '\"') THEN sp_bare(a) ELSE a END",
+        "THEN sparkify_clean_text(a) "
+        "WHEN starts_with(a, '\"') AND ends_with(a, '\"') AND strlen(a) >= 2 "
+        "AND NOT starts_with(a, '\" ') AND NOT ends_with(a, ' \"') THEN nullif(substr(a, 2, strlen(a) - 2), '') "
+        "WHEN a = '' OR starts_with(a, ' ') OR ends_with(a, ' ') OR starts_with(a, '\"') THEN sp_bare(a) "
+        "ELSE a END",
         "CREATE OR REPLACE TEMP MACRO sp_key(s) AS CASE WHEN strlen(s) <> length(s) "
         "THEN sparkify_match_key(s) ELSE lower(s) END",
     ]

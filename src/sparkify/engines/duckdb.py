@@ -333,21 +333,30 @@ class DuckDBEngine:
 
     def _star(self, batch: Batch) -> None:
         """Song plays, time, users from ev. Text is cleaned here, after the rows are chosen:
-        far fewer values than events. Ties are broken on the text as read."""
+        far fewer values than events. Ties are broken on the text as read. Duplicate
+        events are rare, so only their identities go through the (costly) aggregate."""
         play = "level, location, user_agent, song, artist, length"
+        identity = "session_id, item_in_session, user_id, ts"
+        songplay_id = f"('0x' || md5(concat_ws('|', {identity}))[1:15])::BIGINT AS songplay_id"
         tie = ", ".join(
             f"{c} := coalesce({c}, {'-1' if c == 'length' else chr(39) * 2})" for c in play.split(", ")
         )
         self._sql(f"""
+            CREATE OR REPLACE TEMP TABLE dup_plays AS
+            SELECT {identity} FROM ev WHERE err IS NULL AND is_play GROUP BY ALL HAVING count(*) > 1
+        """)
+        self._sql(f"""
             CREATE OR REPLACE TEMP TABLE plays AS
-            SELECT ('0x' || md5(concat_ws('|', session_id, item_in_session, user_id, ts))[1:15])::BIGINT
-                       AS songplay_id, ts, user_id, session_id, r.*
+            SELECT {songplay_id}, ts, user_id, session_id, {play}
+            FROM ev ANTI JOIN dup_plays USING ({identity}) WHERE err IS NULL AND is_play
+            UNION ALL
+            SELECT {songplay_id}, ts, user_id, session_id, r.*
             FROM (
-                SELECT session_id, item_in_session, user_id, ts,
+                SELECT {identity},
                        arg_min(struct_pack({', '.join(c + ' := ' + c for c in play.split(', '))}),
                                struct_pack({tie})) AS r
-                FROM ev WHERE err IS NULL AND is_play
-                GROUP BY session_id, item_in_session, user_id, ts
+                FROM ev SEMI JOIN dup_plays USING ({identity}) WHERE err IS NULL AND is_play
+                GROUP BY ALL
             )
         """)
         self._sql("""
