@@ -40,7 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--full-refresh", action="store_true", default=None,
                      help="rebuild the target from every file, loaded before or not")
     run.add_argument("--max-rejects", help="fail, writing nothing, above N rejected records or P%%")
-    run.add_argument("--memory-limit", help="DuckDB memory limit (default 1GB); the rest spills to disk")
+    run.add_argument("--memory-limit", help="DuckDB memory limit (default 600MB); the rest spills to disk")
     run.add_argument("--json", action="store_true", help="print the summary as one JSON object on stdout")
 
     check = sub.add_parser("check", help="data-quality checks; exit 1 if any fails")

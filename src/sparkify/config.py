@@ -17,7 +17,7 @@ from pathlib import Path
 DEFAULTS = {
     "target": "sparkify.duckdb",
     "engine": "duckdb",
-    "memory_limit": "1GB",
+    "memory_limit": "600MB",
 }
 
 ENV_PREFIX = "SPARKIFY_"

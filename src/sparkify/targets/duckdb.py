@@ -36,7 +36,7 @@ class DuckDBTarget(Target):
         shares_duckdb_connection=True,
     )
 
-    def __init__(self, path: str, memory_limit: str = "1GB", lock_timeout: float = 600.0):
+    def __init__(self, path: str, memory_limit: str = "600MB", lock_timeout: float = 600.0):
         self.path = path
         self.memory_limit = memory_limit
         self.lock_timeout = lock_timeout
@@ -44,7 +44,7 @@ class DuckDBTarget(Target):
 
     @classmethod
     def from_url(cls, url: str, options: dict) -> DuckDBTarget:
-        return cls(url, memory_limit=options.get("memory_limit", "1GB"))
+        return cls(url, memory_limit=options.get("memory_limit", "600MB"))
 
     def describe(self) -> str:
         return f"DuckDB file {self.path}"
