@@ -37,6 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--target", help="*.duckdb file (default sparkify.duckdb), postgresql://, redshift://, "
                                       "a directory or s3:// for a Parquet lake")
     run.add_argument("--engine", choices=["duckdb", "spark"], help="what computes the tables (default duckdb)")
+    run.add_argument("--spark-master", help="Spark master URL for --engine spark (default local[2])")
     run.add_argument("--full-refresh", action="store_true", default=None,
                      help="rebuild the target from every file, loaded before or not")
     run.add_argument("--max-rejects", help="fail, writing nothing, above N rejected records or P%%")
@@ -87,7 +88,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         max_rejects=pipeline.RejectLimit.parse(s.get("max_rejects")),
         progress=progress,
         engine_name=s["engine"],
-        engine_options=s.get("engine_options", {}),
+        engine_options={**s.get("engine_options", {}), **({"master": args.spark_master} if args.spark_master else {})},
     )
     _print_summary(summary)
     if args.json:

@@ -99,6 +99,9 @@ def run(
         song_files: list[SourceFile] = new_files(all_songs, ledger)
         log_files: list[SourceFile] = new_files(all_logs, ledger)
         con = target.engine_connection()
+        from sparkify import objectstore  # s3:// sources: DuckDB reads them through s3fs
+
+        objectstore.register_for_sources(con, songs, logs)
         engine = make_engine(engine_name, con, target.catalogue_relation(con, full_refresh), engine_options or {})
         batch = engine.run(run_id, song_files, log_files, progress)
         con.register("sp_files_arrow", _files_table(batch))

@@ -52,7 +52,7 @@ def configure(con: duckdb.DuckDBPyConnection, memory_limit: str, temp_dir: str |
     """
     con.execute("SET TimeZone = 'UTC'")
     con.execute("SET preserve_insertion_order = false")
-    con.execute(f"SET memory_limit = '{memory_limit}'")
+    con.execute("SET memory_limit = ?", [memory_limit])
     if temp_dir:
         con.execute("SET temp_directory = ?", [temp_dir])
     for name, fn in (("sparkify_clean_text", clean_text), ("sparkify_match_key", match_key)):
@@ -239,9 +239,13 @@ class DuckDBEngine:
             FROM read_json($paths, format = 'newline_delimited', columns = {read_json_columns(EVENT_FIELDS)},
                            ignore_errors = true, filename = true)
         )"""
-        self.con.execute(f"INSERT INTO ev {self._typed_events(fast, fast=True)}", {"paths": paths}).fetchall()
-        doubted = [r[0] for r in self.con.execute(
-            "SELECT DISTINCT source_file FROM ev WHERE err IS NOT NULL ORDER BY 1").fetchall()]
+        try:
+            self.con.execute(f"INSERT INTO ev {self._typed_events(fast, fast=True)}", {"paths": paths}).fetchall()
+            doubted = [r[0] for r in self.con.execute(
+                "SELECT DISTINCT source_file FROM ev WHERE err IS NOT NULL ORDER BY 1").fetchall()]
+        except duckdb.InvalidInputException as exc:  # e.g. a line over maximum_object_size: no ignore_errors
+            log.info("the fast reader gave up (%s): reading every log file line by line", str(exc).splitlines()[0])
+            doubted = sorted(paths)
         if doubted:
             log.info("%d log files hold bad records: reading them line by line", len(doubted))
             self.con.execute("DELETE FROM ev WHERE source_file IN (SELECT unnest($paths))", {"paths": doubted}).fetchall()
@@ -249,7 +253,7 @@ class DuckDBEngine:
                 SELECT filename AS source_file, NULL::BIGINT AS line, raw
                 FROM read_csv($paths, columns = {{'raw': 'VARCHAR'}}, delim = chr(1), quote = '',
                               escape = '', header = false, auto_detect = false, new_line = '\\n',
-                              strict_mode = false, filename = true, max_line_size = 8388608,
+                              strict_mode = false, filename = true, max_line_size = 16777216,
                               store_rejects = true, rejects_table = 'sp_csv_errors',
                               rejects_scan = 'sp_csv_scans')
                 WHERE raw IS NOT NULL AND trim(raw, ' ' || chr(9) || chr(13)) <> ''
@@ -315,7 +319,7 @@ class DuckDBEngine:
         unreadable: dict[str, dict[int, str]] = defaultdict(dict)
         if self._has_table("sp_csv_errors"):
             for path, offset, kind, message in self.con.execute("""
-                SELECT s.file_path, e.line_byte_position, e.error_type, e.error_message
+                SELECT s.file_path, e.line_byte_position - 1, e.error_type, e.error_message
                 FROM sp_csv_errors e JOIN sp_csv_scans s USING (scan_id, file_id)
             """).fetchall():
                 unreadable[path][offset] = (

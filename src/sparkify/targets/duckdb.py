@@ -44,7 +44,8 @@ class DuckDBTarget(Target):
 
     @classmethod
     def from_url(cls, url: str, options: dict) -> DuckDBTarget:
-        return cls(url, memory_limit=options.get("memory_limit", "600MB"))
+        return cls(url, memory_limit=options.get("memory_limit", "600MB"),
+                   lock_timeout=float(options.get("lock_timeout", 600)))
 
     def describe(self) -> str:
         return f"DuckDB file {self.path}"

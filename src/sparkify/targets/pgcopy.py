@@ -2,10 +2,10 @@
 
 psycopg's `write_row` turns every value into a Python object and back
 (ENVIRONMENT.md: under 1 M narrow rows/s, far less for a 9-column fact
-row). Here each column becomes its binary COPY fields in one Arrow/NumPy
-call, and the fields of a row are joined by one Arrow kernel, so the
-client encodes many times faster than the server ingests and no Python
-code runs per row. Memory: a few copies of one record batch.
+row). Here each column becomes its length words and values in one
+NumPy/Arrow call, and one Arrow kernel joins the pieces of every row, so no
+Python code runs per row and the client stays well ahead of the server.
+Memory: a few copies of one slice of at most CHUNK_BYTES.
 
 The format (PostgreSQL docs, "COPY ... BINARY"): a signature, then per row
 an int16 field count and per field an int32 length (-1 for NULL) and the
@@ -23,20 +23,21 @@ import pyarrow.compute as pc
 
 SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)
 TRAILER = struct.pack("!h", -1)
-NULL_FIELD = struct.pack("!i", -1)
 PG_EPOCH_US = 946_684_800_000_000
 """2000-01-01 UTC, PostgreSQL's timestamp epoch, in microseconds after the Unix epoch."""
 
-_BYTES = pa.large_binary()
+CHUNK_BYTES = 64 << 20
+"""Largest slice encoded at once: bounds memory and keeps Arrow's 32-bit offsets safe."""
+
+_BYTES = pa.binary()
 _EMPTY = pa.scalar(b"", _BYTES)
-_NULL = pa.scalar(NULL_FIELD, _BYTES)
 
 _FIXED: dict[pa.DataType, tuple[str, str]] = {
     pa.int64(): ("bigint", ">i8"),
     pa.int32(): ("integer", ">i4"),
     pa.float64(): ("double precision", ">f8"),
 }
-_TEXT = (pa.string(), pa.large_string(), pa.string_view())
+_TEXT = (pa.string(), pa.large_string())
 
 
 def pg_type(arrow_type: pa.DataType) -> str:
@@ -50,52 +51,64 @@ def pg_type(arrow_type: pa.DataType) -> str:
     raise TypeError(f"no binary COPY encoding for Arrow type {arrow_type}")
 
 
-def _fixed_fields(values: np.ndarray, be_dtype: str) -> pa.Array:
-    """Length word and big-endian value of every row, as one fixed-width matrix."""
-    width = np.dtype(be_dtype).itemsize
-    matrix = np.empty((len(values), 4 + width), dtype=np.uint8)
-    matrix[:, :4] = np.frombuffer(struct.pack("!i", width), dtype=np.uint8)
-    matrix[:, 4:] = values.astype(be_dtype).view(np.uint8).reshape(-1, width)
-    fixed = pa.FixedSizeBinaryArray.from_buffers(pa.binary(4 + width), len(values), [None, pa.py_buffer(matrix)])
-    return fixed.cast(_BYTES)
+def _binary(data: np.ndarray, width: int) -> pa.Array:
+    """Equal-width byte strings laid end to end, as a variable-width Arrow array."""
+    count = len(data) // width
+    offsets = np.arange(count + 1, dtype=np.int32) * width
+    return pa.Array.from_buffers(_BYTES, count, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
 
 
-def _field(column: pa.Array) -> pa.Array:
-    """Every row's encoded field (length word and value) for one column."""
+def _words(lengths: np.ndarray) -> pa.Array:
+    """Each row's int32 length word (-1: NULL)."""
+    return _binary(lengths.astype(">i4").view(np.uint8), 4)
+
+
+def _pieces(column: pa.Array) -> list[pa.Array]:
+    """One column's part of every row: the length word, then the value."""
     kind = column.type
     if kind in _TEXT:
-        data = column.cast(_BYTES)
-        lengths = pc.binary_length(data).to_numpy(zero_copy_only=False)
-        words = np.where(column.is_null().to_numpy(zero_copy_only=False), -1, lengths).astype(">i4")
-        prefix = pa.FixedSizeBinaryArray.from_buffers(pa.binary(4), len(words), [None, pa.py_buffer(words)])
-        return pc.binary_join_element_wise(prefix.cast(_BYTES), data.fill_null(b""), _EMPTY)
+        data = column.cast(pa.large_binary() if kind == pa.large_string() else _BYTES).cast(_BYTES)
+        lengths = pc.binary_length(data).fill_null(-1).to_numpy()
+        return [_words(lengths), data.fill_null(b"")]
     if pa.types.is_timestamp(kind):
         micros = column.cast(pa.timestamp("us", kind.tz)).cast(pa.int64())
-        values = pc.subtract(micros.fill_null(PG_EPOCH_US), PG_EPOCH_US).to_numpy()
-        encoded = _fixed_fields(values, ">i8")
+        values, be_dtype = pc.subtract(micros.fill_null(PG_EPOCH_US), PG_EPOCH_US).to_numpy(), ">i8"
+    elif kind in _FIXED:
+        values, be_dtype = column.fill_null(0).to_numpy(), _FIXED[kind][1]
     else:
-        pg_type(kind)
-        encoded = _fixed_fields(column.fill_null(0).to_numpy(), _FIXED[kind][1])
-    if column.null_count:
-        encoded = pc.if_else(column.is_null(), _NULL, encoded)
-    return encoded
+        raise TypeError(f"no binary COPY encoding for Arrow type {kind}")
+    width = np.dtype(be_dtype).itemsize
+    if not column.null_count:
+        matrix = np.empty((len(values), 4 + width), dtype=np.uint8)
+        matrix[:, :4] = np.frombuffer(struct.pack("!i", width), dtype=np.uint8)
+        matrix[:, 4:] = values.astype(be_dtype).view(np.uint8).reshape(-1, width)
+        return [_binary(matrix.reshape(-1), 4 + width)]
+    valid = column.is_valid()
+    encoded = pc.if_else(valid, _binary(values.astype(be_dtype).view(np.uint8), width), _EMPTY)
+    return [_words(np.where(valid.to_numpy(zero_copy_only=False), width, -1)), encoded]
 
 
-def encode(batch: pa.RecordBatch) -> pa.Buffer:
-    """The rows of `batch` in binary COPY form (no signature, no trailer)."""
-    if batch.num_rows == 0:
-        return pa.py_buffer(b"")
-    count = struct.pack("!h", batch.num_columns)
-    counts = pa.array([count], _BYTES).take(np.zeros(batch.num_rows, dtype=np.int64))
-    rows = pc.binary_join_element_wise(counts, *(_field(c) for c in batch.columns), _EMPTY)
-    offsets = np.frombuffer(rows.buffers()[1], dtype=np.int64, count=len(rows) + 1, offset=rows.offset * 8)
+def _encode(batch: pa.RecordBatch) -> pa.Buffer:
+    count = np.frombuffer(struct.pack("!h", batch.num_columns), dtype=np.uint8)
+    parts = [_binary(np.tile(count, batch.num_rows), 2)]
+    for column in batch.columns:
+        parts.extend(_pieces(column))
+    rows = pc.binary_join_element_wise(*parts, _EMPTY)
+    offsets = np.frombuffer(rows.buffers()[1], dtype=np.int32, count=len(rows) + 1, offset=rows.offset * 4)
     return rows.buffers()[2][int(offsets[0]):int(offsets[-1])]
+
+
+def encode(batch: pa.RecordBatch) -> Iterator[pa.Buffer]:
+    """The rows of `batch` in binary COPY form (no signature, no trailer), in slices."""
+    per_row = batch.nbytes / max(batch.num_rows, 1) + 4 * batch.num_columns + 2
+    step = max(1, int(CHUNK_BYTES // per_row))
+    for start in range(0, batch.num_rows, step):
+        yield _encode(batch.slice(start, step))
 
 
 def stream(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.Buffer | bytes]:
     """A whole binary COPY input: signature, every batch's rows, trailer."""
     yield SIGNATURE
     for batch in batches:
-        if batch.num_rows:
-            yield encode(batch)
+        yield from encode(batch)
     yield TRAILER

@@ -1,0 +1,107 @@
+"""Write a benchmark run: bench/results/<timestamp>.json and bench/results/latest.md."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from importlib import metadata
+from pathlib import Path
+
+PACKAGES = ("duckdb", "pyarrow", "numpy", "pandas", "psycopg", "pyspark")
+
+
+def machine() -> dict:
+    """What the figures depend on: CPU, cores, memory, load, versions."""
+    model = "unknown"
+    with open("/proc/cpuinfo") as fh:
+        for line in fh:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo") as fh:
+        ram_kb = int(next(line for line in fh if line.startswith("MemTotal")).split()[1])
+    versions = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return {"cpu": model, "cores": os.cpu_count(), "ram_gb": round(ram_kb / 2**20, 1),
+            "os": platform.platform(), "load_average": os.getloadavg(), "versions": versions}
+
+
+def _number(value, digits: int = 2) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value >= 1000 or isinstance(value, int):
+        return f"{value:,.0f}"
+    return f"{value:,.{digits}f}"
+
+
+def _result_row(r: dict) -> str:
+    note = r.get("note", "")
+    if r.get("extrapolated"):
+        note = ("extrapolated: " + note).strip()
+    cells = [r["scale"], r["scenario"], r["status"], _number(r.get("wall_s")), _number(r.get("cpu_s")),
+             _number(r.get("peak_rss_mb"), 0), _number(r.get("events_per_s"), 0), _number(r.get("mb_per_s"), 1),
+             note.replace("|", "/")]
+    return "| " + " | ".join(cells) + " |"
+
+
+def aims(results: list[dict]) -> list[str]:
+    """The issue's aims for the DuckDB engine, computed from this run where its figures exist."""
+    ok = {(r["scale"], r["scenario"]): r for r in results if r["status"] == "ok"}
+    lines = ["| scale | duckdb / bare scan (aim <= 2) | duckdb / plain script (aim <= 1.2) | duckdb peak RSS MB "
+             "| duckdb us per event |", "|---|---|---|---|---|"]
+    per_event = {}
+    for scale in dict.fromkeys(r["scale"] for r in results):
+        duck = ok.get((scale, "duckdb"))
+        if not duck:
+            continue
+        bare, plain = ok.get((scale, "bare_scan")), ok.get((scale, "plain_sql"))
+        per_event[scale] = duck["wall_s"] / duck["events"] * 1e6
+        lines.append(f"| {scale} | {_number(duck['wall_s'] / bare['wall_s']) if bare else ''} | "
+                     f"{_number(duck['wall_s'] / plain['wall_s']) if plain else ''} | "
+                     f"{_number(duck['peak_rss_mb'], 0)} | {_number(per_event[scale])} |")
+    if "1m" in per_event and "10m" in per_event:
+        lines.append("")
+        lines.append(f"Cost per event at 10m / at 1m: {per_event['10m'] / per_event['1m']:.2f} (aim <= 1.2).")
+    return lines
+
+
+def write(results: list[dict], datasets: list[dict], info: dict, directory: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    path = directory / f"{stamp}.json"
+    path.write_text(json.dumps({"run": stamp, "machine": info, "datasets": datasets, "results": results},
+                               indent=1) + "\n")
+    versions = ", ".join(f"{k} {v}" for k, v in info["versions"].items() if v)
+    md = [
+        f"# Benchmark {stamp}",
+        "",
+        f"Machine: {info['cpu']}, {info['cores']} cores, {info['ram_gb']} GB RAM, {info['os']}; {versions}. "
+        f"Load average (1, 5, 15 min) at start {', '.join(f'{x:.1f}' for x in info['load_average'])}, "
+        f"at end {', '.join(f'{x:.1f}' for x in os.getloadavg())} on {info['cores']} cores: the machine is "
+        "shared, so wall figures are noisy; CPU seconds less so.",
+        "",
+        "| scale | events | song files | input MB | generated in (logs) |",
+        "|---|---|---|---|---|",
+        *(f"| {d['scale']} | {d['events']:,} | {d['songs']:,} | {d['input_mb']:,.1f} | {d.get('generated', '')} |"
+          for d in datasets),
+        "",
+        "| scale | scenario | status | wall s | CPU s | peak RSS MB | events/s | input MB/s | note |",
+        "|---|---|---|---|---|---|---|---|---|",
+        *(_result_row(r) for r in results),
+        "",
+        "## Aims (DuckDB engine into the embedded target)",
+        "",
+        *aims(results),
+        "",
+        "Wall and CPU are of the whole process tree (CPU: user + system); a PostgreSQL server's own work is "
+        "not in the tree. Events/s and MB/s are per wall second.",
+        "",
+    ]
+    (directory / "latest.md").write_text("\n".join(md))
+    return path

@@ -1,0 +1,57 @@
+"""The benchmark's scenarios: named command lines. Adding a target or engine is one entry here.
+
+Placeholders in a command: {python} (this interpreter), {songs} and {logs} (the
+dataset's folders), {work} (an empty directory for this run), {pg_url} (a
+fresh, empty PostgreSQL database for this run). `requires` names what must be
+present, else the scenario is reported 'unavailable': `env:VAR`, `module:name`
+(importable by {python}), `cmd:name` (on PATH), `pg` (a PostgreSQL server,
+SPARKIFY_TEST_PG_URL). `output` says how to read the command's stdout: a
+sparkify --json summary, or a baseline's own JSON (`phases`: the work done per
+phase, which the harness extrapolates when the command stopped early).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SPARKIFY = ("{python}", "-m", "sparkify.cli", "run", "--songs", "{songs}", "--logs", "{logs}")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    argv: tuple[str, ...]
+    requires: tuple[str, ...] = ()
+    output: str = "json"  # summary (sparkify run --json) | json | phases
+
+
+SCENARIOS: list[Scenario] = [
+    Scenario("duckdb", "sparkify run, DuckDB engine, into a fresh DuckDB file",
+             (*SPARKIFY, "--target", "{work}/star.duckdb", "--json"), output="summary"),
+    Scenario("postgres", "sparkify run, DuckDB engine, into a fresh PostgreSQL database",
+             (*SPARKIFY, "--target", "{pg_url}", "--json"), ("pg", "module:sparkify.targets.postgres"),
+             output="summary"),
+    Scenario("lake", "sparkify run, DuckDB engine, into a fresh Parquet lake (a local directory)",
+             (*SPARKIFY, "--target", "{work}/lake", "--json"), ("module:sparkify.targets.lake",), output="summary"),
+    Scenario("spark", "sparkify run, Spark engine (local[2]), into a fresh DuckDB file",
+             (*SPARKIFY, "--engine", "spark", "--target", "{work}/star.duckdb", "--json"),
+             ("module:sparkify.engines.spark", "module:pyspark", "cmd:java"), output="summary"),
+    Scenario("bare_scan", "baseline: DuckDB reads every field the pipeline uses, one aggregate per column",
+             ("{python}", "bench/baselines/bare_scan.py", "{logs}")),
+    Scenario("plain_sql", "baseline: a 56-line plain DuckDB SQL script without the spec's rules, into a DuckDB file",
+             ("{python}", "bench/baselines/plain_duckdb.py", "{songs}", "{logs}", "{work}/plain.duckdb")),
+    Scenario("original_etl", "baseline: pandas and one INSERT per row into PostgreSQL (the original projects)",
+             ("{python}", "bench/baselines/original_etl.py", "{songs}", "{logs}", "{pg_url}",
+              "--max-songs", "1500", "--max-events", "30000"), ("pg",), output="phases"),
+]
+
+DEFAULT = ["duckdb", "postgres", "lake", "spark", "bare_scan", "plain_sql", "original_etl"]
+
+
+def by_name(names: list[str]) -> list[Scenario]:
+    known = {s.name: s for s in SCENARIOS}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(f"unknown scenario(s) {', '.join(unknown)}; known: {', '.join(known)}")
+    return [known[n] for n in names]

@@ -1,0 +1,326 @@
+"""The contract of SPEC.md as Spark DataFrames: raw files in, one batch of star rows out.
+
+The same steps as engines/duckdb.py, each rule stated once for Spark:
+songs are read whole (a file that is one JSON object, pretty-printed or
+not, is one record) or line by line; events line by line; every record is
+typed by spark_records, text is cleaned by spark_text, and the star is
+built with DuckDB's tie-breaks. Rejected lines get their numbers and exact
+bytes from rawlines, like DuckDB's. Used by SparkEngine (which hands the
+batch to any target) and by spark_job (which writes a lake with Spark).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+from pyspark import StorageLevel
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from sparkify import rawlines
+from sparkify.engines.spark_records import read_fields, with_errors
+from sparkify.engines.spark_text import TextFix
+from sparkify.normalize import WHITESPACE
+from sparkify.records import EVENT_FIELDS, EVENT_REQUIRED, ID_TAIL, NEXTSONG_REQUIRED, SONG_FIELDS, SONG_REQUIRED
+from sparkify.schema import SONG_RECORDS, Table
+
+log = logging.getLogger(__name__)
+
+Source = list[str] | str
+"""Files to read: explicit paths (a run's new files), or one folder or URL read recursively (*.json)."""
+
+LINES = T.StructType([T.StructField("source_file", T.StringType()), T.StructField("line", T.LongType()),
+                      T.StructField("raw", T.StringType())])
+BLANK_EVENT = " \t\r"
+"""What makes a log line blank: DuckDB's exact reader drops lines of only these."""
+
+
+def spark_type(logical: str) -> T.DataType:
+    return {"bigint": T.LongType(), "int": T.IntegerType(), "double": T.DoubleType(),
+            "text": T.StringType(), "timestamp": T.TimestampType()}[logical]
+
+
+def spark_schema(table: Table) -> T.StructType:
+    """schema.py's declaration as a Spark schema."""
+    return T.StructType([T.StructField(c.name, spark_type(c.type)) for c in table.columns])
+
+
+def conform(df: DataFrame, table: Table, extra: tuple[str, ...] = ()) -> DataFrame:
+    """The table's columns, in order, with their declared types (and `extra` columns as they are)."""
+    return df.select(*(F.col(c.name).cast(spark_type(c.type)).alias(c.name) for c in table.columns), *extra)
+
+
+@dataclass
+class SparkBatch:
+    """One run's rows as DataFrames (named like DuckDB's b_* tables), rejects and accounting."""
+
+    tables: dict[str, DataFrame]
+    rejects: list[dict]
+    songs: dict = field(default_factory=dict)
+    events: dict = field(default_factory=dict)
+    file_records: dict[str, int] = field(default_factory=dict)
+    catalogue: DataFrame | None = None
+    """Song records already loaded plus this batch's: what plays are matched against."""
+    cached: list[DataFrame] = field(default_factory=list)
+
+    def release(self) -> None:
+        for df in self.cached:
+            df.unpersist()
+
+
+def _file_path() -> Column:
+    """The file a row came from, as the caller named it: Spark reports URL-encoded `file:` URIs."""
+    path = F.regexp_replace(F.col("_metadata.file_path"), "^file:(//)?", "")
+    return F.coalesce(F.try_url_decode(F.replace(path, F.lit("+"), F.lit("%2B"))), path)
+
+
+def _read_text(spark: SparkSession, source: Source, **options: str) -> DataFrame | None:
+    if not source:
+        return None
+    reader = spark.read.options(**options)
+    if isinstance(source, str):
+        reader = reader.option("recursiveFileLookup", "true").option("pathGlobFilter", "*.json")
+    return reader.text(source).select(_file_path().alias("source_file"), F.col("value"))
+
+
+def _persist(batch: SparkBatch, df: DataFrame) -> DataFrame:
+    df = df.persist(StorageLevel.MEMORY_AND_DISK)
+    batch.cached.append(df)
+    return df
+
+
+def compute(spark: SparkSession, songs: Source, logs: Source, catalogue: DataFrame | None,
+            progress=None) -> SparkBatch:
+    """The batch for these song and log files; `catalogue` holds the song records already loaded."""
+    from contextlib import nullcontext
+
+    stage = progress.stage if progress is not None else (lambda *a, **k: nullcontext())
+    batch = SparkBatch(tables={}, rejects=[])
+    if catalogue is None:
+        catalogue = spark.createDataFrame([], spark_schema(SONG_RECORDS))
+    with stage("read"):
+        song_rows = _read_songs(spark, batch, songs)
+        ev0 = _read_events(spark, batch, logs)
+        fix = TextFix(spark, _text_values(song_rows, SONG_FIELDS).unionByName(_text_values(ev0, EVENT_FIELDS)))
+    with stage("songs", len(songs) if isinstance(songs, list) else None):
+        _songs(batch, fix, song_rows, catalogue)
+    with stage("events", len(logs) if isinstance(logs, list) else None):
+        ev = _events(batch, fix, ev0)
+    with stage("star"):
+        _star(batch, fix, ev)
+    return batch
+
+
+def _text_values(df: DataFrame, fields) -> DataFrame:
+    cols = [F.col(f"a_{f.name}") for f in fields if f.type == "text"]
+    return (df.where(F.greatest(*(F.octet_length(c) != F.length(c) for c in cols)))
+              .select(F.explode(F.array(*cols)).alias("v")))
+
+
+# -- songs -------------------------------------------------------------------
+
+def _read_songs(spark: SparkSession, batch: SparkBatch, source: Source) -> DataFrame:
+    """Song records typed as read: one per file that is one JSON object, else one per non-blank line."""
+    from sparkify.engines.spark_records import is_object_text
+
+    texts = _read_text(spark, source, wholetext="true")
+    if texts is None:
+        lines = spark.createDataFrame([], LINES)
+    else:
+        texts = texts.select("source_file", F.col("value").alias("text"), F.is_valid_utf8("value").alias("utf8"))
+        texts = _persist(batch, texts.withColumn("whole", F.col("utf8") & is_object_text(F.col("text"))))
+        whole = texts.where("whole").select("source_file", F.lit(1).cast("bigint").alias("line"),
+                                            F.col("text").alias("raw"))
+        split = (texts.where(F.col("utf8") & ~F.col("whole"))
+                 .select("source_file", F.posexplode(F.split("text", "\r\n|\r|\n", -1)))
+                 .select("source_file", (F.col("pos") + 1).cast("bigint").alias("line"), F.col("col").alias("raw"))
+                 .where(F.btrim("raw", F.lit(WHITESPACE)) != ""))
+        lines = whole.unionByName(split)
+        undecodable = [r.source_file for r in texts.where(~F.col("utf8")).select("source_file").collect()]
+        if undecodable:
+            lines = lines.unionByName(spark.createDataFrame(_undecodable_songs(batch, undecodable), LINES))
+    rows = read_fields(lines, SONG_FIELDS)
+    return _persist(batch, rows)
+
+
+def _undecodable_songs(batch: SparkBatch, paths: list[str]) -> list[tuple]:
+    """Song files that are not UTF-8 as a whole: their good lines are read, the others rejected."""
+    rows = []
+    for path in sorted(paths):
+        for line in rawlines.iter_lines(path):
+            text = rawlines.decode_line(line.data)
+            if text is None:
+                batch.rejects.append(_reject("song", path, line.number, rawlines.UNDECODABLE,
+                                             rawlines.raw_text(line.data)))
+            elif text.strip():
+                rows.append((path, line.number, text))
+    return rows
+
+
+def _songs(batch: SparkBatch, fix: TextFix, rows: DataFrame, catalogue: DataFrame) -> None:
+    text = {f.name: f"a_{f.name}" for f in SONG_FIELDS if f.type == "text"}
+    songs = with_errors(fix.apply(rows, text), SONG_FIELDS, SONG_REQUIRED)
+    songs = _persist(batch, songs.select("source_file", "line", "raw", "error",
+                                         *(f.name for f in SONG_FIELDS), *text.values()))
+    for r in songs.where(F.col("error").isNotNull()).select("source_file", "line", "raw", "error").collect():
+        batch.rejects.append(_reject("song", r.source_file, r.line, r.error, r.raw))
+    record = [F.col(f.name) if f.name != "year" else F.nullif("year", F.lit(0)).alias("year")
+              for f in SONG_FIELDS if f.name != "song_id"]
+    chosen = (songs.where(F.col("error").isNull())
+              .groupBy("song_id")
+              .agg(F.min_by(F.struct(*record, "a_title", "a_artist_name"),
+                            F.struct("source_file", "line")).alias("r"))
+              .select("song_id", "r.*")
+              .join(catalogue.select("song_id"), "song_id", "left_anti"))
+    chosen = fix.apply(chosen, {}, {"title_key": "a_title", "artist_key": "a_artist_name"})
+    records = _persist(batch, conform(chosen.withColumn("year", F.col("year").try_cast("int")), SONG_RECORDS))
+    batch.tables["b_song_records"] = records
+    batch.tables["b_songs"] = records.select("song_id", "title", "artist_id", "year", "duration")
+    batch.tables["b_artists"] = _artists(conform(catalogue, SONG_RECORDS).unionByName(records), records)
+    batch.catalogue = conform(catalogue, SONG_RECORDS).unionByName(records)
+
+    read, valid = songs.agg(F.count("*"), F.count(F.when(F.col("error").isNull(), 1))).first()
+    undecodable = sum(1 for r in batch.rejects if r["kind"] == "song" and r["reason"] == rawlines.UNDECODABLE)
+    loaded = records.count()
+    batch.songs = {"read": read + undecodable, "loaded": loaded, "rejected": read - valid + undecodable,
+                   "duplicate": valid - loaded}
+    for r in songs.groupBy("source_file").count().collect():
+        batch.file_records[r.source_file] = r["count"]
+
+
+def _artists(catalogue: DataFrame, records: DataFrame) -> DataFrame:
+    """Each artist's most frequent non-NULL value per field (ties: the smallest), over all its songs."""
+    touched = catalogue.join(records.select("artist_id").distinct(), "artist_id", "left_semi")
+    out = None
+    for name, src in (("name", "artist_name"), ("location", "artist_location"),
+                      ("latitude", "artist_latitude"), ("longitude", "artist_longitude")):
+        mode = (touched.where(F.col(src).isNotNull()).groupBy("artist_id", src).count()
+                .groupBy("artist_id").agg(F.min_by(src, F.struct(-F.col("count"), F.col(src))).alias(name)))
+        out = mode if out is None else out.join(mode, "artist_id", "left")
+    return out.select("artist_id", "name", "location", "latitude", "longitude")
+
+
+# -- events ------------------------------------------------------------------
+
+def _read_events(spark: SparkSession, batch: SparkBatch, source: Source) -> DataFrame:
+    """Every non-blank log line typed as read; lines that are not UTF-8 are only flagged."""
+    lines = _read_text(spark, source, lineSep="\n")
+    if lines is None:
+        lines = spark.createDataFrame([], "source_file string, value string")
+    utf8 = F.is_valid_utf8("value")
+    raw = F.when(utf8, F.substring_index("value", "\x01", 1))  # DuckDB's reader stops at \x01 too
+    lines = (lines.select("source_file", F.lit(None).cast("bigint").alias("line"), raw.alias("raw"),
+                          utf8.alias("utf8"))
+             .where(~F.col("utf8") | (F.btrim("raw", F.lit(BLANK_EVENT)) != "")))
+    rows = read_fields(lines, EVENT_FIELDS)
+    ids = [F.col(name).isNull() for name in NEXTSONG_REQUIRED]
+    keep_raw = F.col("problem").isNotNull() | F.greatest(*ids)
+    keep = ["source_file", "utf8", "problem", *(f.name if f.type != "text" else f"a_{f.name}" for f in EVENT_FIELDS)]
+    return _persist(batch, rows.select(*keep, F.when(keep_raw, F.col("raw")).alias("raw")))
+
+
+def _events(batch: SparkBatch, fix: TextFix, ev0: DataFrame) -> DataFrame:
+    """Valid events with is_play and err (records' NextSong rule), the accounting and the rejects."""
+    ev = fix.apply(ev0.where("utf8"), {"page": "a_page"})
+    ev = ev.select("*", *(F.col(f"a_{f.name}").alias(f.name) for f in EVENT_FIELDS
+                          if f.type == "text" and f.name != "page"))
+    ev = with_errors(ev, EVENT_FIELDS, EVENT_REQUIRED).withColumn("is_play", F.col("page") == "NextSong")
+    keys = {"user_id": "userId", "session_id": "sessionId", "item_in_session": "itemInSession"}
+    nextsong = F.when(F.col("is_play"), F.coalesce(*(
+        F.when(F.col(name).isNull(), F.lit(f"NextSong without {keys[name]}")) for name in NEXTSONG_REQUIRED)))
+    ev = ev.withColumn("err", F.coalesce(F.col("error"), nextsong))
+
+    counts = (ev.groupBy("source_file", F.col("err").isNull().alias("ok"),
+                         F.coalesce(F.col("is_play"), F.lit(False)).alias("play"), F.col("page"))
+              .count().collect())
+    filtered: Counter = Counter()
+    per_file: Counter = Counter()
+    valid = plays = 0
+    for r in counts:
+        if not r.ok:
+            continue
+        per_file[r.source_file] += r["count"]
+        valid += r["count"]
+        if r.play:
+            plays += r["count"]
+        else:
+            filtered[r.page if r.page is not None else "(no page)"] += r["count"]
+    _locate_event_rejects(batch, ev, ev0)
+    rejected = [r for r in batch.rejects if r["kind"] == "event"]
+    per_file.update(r["source_file"] for r in rejected)
+    batch.events = {"read": valid + len(rejected), "rejected": len(rejected),
+                    "filtered": dict(sorted(filtered.items())), "song_plays": plays}
+    batch.file_records.update(per_file)
+    return ev.where(F.col("err").isNull())
+
+
+def _locate_event_rejects(batch: SparkBatch, ev: DataFrame, ev0: DataFrame) -> None:
+    """Line numbers and exact bytes of rejected log lines, by rawlines (as DuckDB's engine does)."""
+    by_file: dict[str, Counter] = defaultdict(Counter)
+    reasons: dict[tuple[str, str], str] = {}
+    for r in ev.where(F.col("err").isNotNull()).select("source_file", "raw", "err").collect():
+        by_file[r.source_file][r.raw] += 1
+        reasons[(r.source_file, r.raw)] = r.err
+    unreadable: dict[str, dict[int, str]] = {
+        r.source_file: {} for r in ev0.where(~F.col("utf8")).select("source_file").distinct().collect()
+    }
+    for reject in rawlines.locate(by_file, reasons, unreadable):
+        batch.rejects.append(_reject("event", *reject))
+
+
+# -- the star ----------------------------------------------------------------
+
+def _star(batch: SparkBatch, fix: TextFix, ev: DataFrame) -> None:
+    """Song plays, time and users, with DuckDB's tie-breaks on the text as read."""
+    play = ["level", "location", "user_agent", "song", "artist", "length"]
+    identity = ["session_id", "item_in_session", "user_id", "ts"]
+    tie = [F.coalesce(F.col(c), F.lit(-1.0) if c == "length" else F.lit("")) for c in play]
+    plays = (ev.where("is_play").groupBy(*identity)
+             .agg(F.min_by(F.struct(*play), F.struct(*tie)).alias("r"))
+             .select(*identity, "r.*")
+             .withColumn("songplay_id", F.conv(F.substring(F.md5(F.concat_ws(
+                 "|", *(F.col(c).cast("string") for c in identity))), 1, 15), 16, 10).cast("bigint")))
+    plays = _persist(batch, plays)
+    pairs = plays.where(F.col("song").isNotNull() & F.col("artist").isNotNull()).select("song", "artist").distinct()
+    keys = fix.apply(pairs, {}, {"title_key": "song", "artist_key": "artist"})
+    catalogue = batch.catalogue
+    match = (plays.where(F.col("length").isNotNull()).select("song", "artist", "length").distinct()
+             .join(keys, ["song", "artist"])
+             .join(catalogue.select("song_id", "title_key", "artist_key", "duration"), ["title_key", "artist_key"])
+             .where(F.abs(F.col("duration") - F.col("length")) < 0.001)
+             .groupBy("song", "artist", "length").agg(F.min("song_id").alias("song_id")))
+    songplays = (plays.join(match, ["song", "artist", "length"], "left")
+                 .join(catalogue.select("song_id", "artist_id"), "song_id", "left")
+                 .withColumn("start_time", F.timestamp_millis("ts")))
+    songplays = fix.apply(songplays.withColumnRenamed("level", "a_level").withColumnRenamed("location", "a_location")
+                          .withColumnRenamed("user_agent", "a_user_agent"),
+                          {"level": "a_level", "location": "a_location", "user_agent": "a_user_agent"})
+    from sparkify.schema import SONGPLAYS, TIME, USER_LATEST, USERS
+
+    batch.tables["b_songplays"] = conform(songplays, SONGPLAYS)
+    t = F.col("start_time")
+    batch.tables["b_time"] = conform(
+        batch.tables["b_songplays"].select("start_time").distinct().select(
+            "start_time", F.hour(t).alias("hour"), F.dayofmonth(t).alias("day"), F.weekofyear(t).alias("week"),
+            F.month(t).alias("month"), F.year(t).alias("year"),
+            F.extract(F.lit("DAYOFWEEK_ISO"), t).alias("weekday")), TIME)
+    who = ["first_name", "last_name", "gender", "level"]
+    tail = F.lit(int(ID_TAIL))
+    order = F.struct(F.col("ts"), F.coalesce("session_id", tail), F.coalesce("item_in_session", tail),
+                     *(F.coalesce(F.col(c), F.lit("")) for c in who))
+    users = (ev.where(F.col("user_id").isNotNull()).groupBy("user_id")
+             .agg(F.max_by(F.struct(*(F.col(c).alias(f"a_{c}") for c in who), "ts", "session_id",
+                                    "item_in_session"), order).alias("r"))
+             .select("user_id", "r.*"))
+    users = fix.apply(users, {c: f"a_{c}" for c in who})
+    latest = tuple(c.name for c in USER_LATEST.columns if c.name != "user_id")
+    batch.tables["b_users"] = conform(users, USERS, latest)
+    song_plays = batch.events["song_plays"]
+    batch.events["in_batch_duplicate"] = song_plays - plays.count()
+
+
+def _reject(kind: str, source_file: str, line: int | None, reason: str, raw: str | None) -> dict:
+    return {"kind": kind, "source_file": source_file, "line": line, "reason": reason, "raw": raw}

@@ -1,0 +1,80 @@
+"""The one SparkSession a process uses, built with the settings the contract needs.
+
+Starting a JVM costs seconds, so the session is built once per process and
+reused (a session someone else started first, such as a test fixture or
+spark-submit's, is reused as it is, with the settings below applied on top
+where Spark allows it at run time). Settings that matter for results, not
+just for speed: UTC everywhere (session and JVM), microsecond Parquet
+timestamps, case-sensitive field names like DuckDB's JSON, and duplicate JSON
+keys accepted by the rare-path parser as DuckDB accepts them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MASTER = "local[2]"
+
+RUNTIME_CONF = {
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+    "spark.sql.caseSensitive": "true",
+    "spark.sql.variant.allowDuplicateKeys": "true",
+    "spark.sql.sources.partitionOverwriteMode": "dynamic",
+}
+"""Settings that decide results: applied to every session, new or reused."""
+
+LAUNCH_CONF = {
+    "spark.ui.enabled": "false",
+    "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
+    "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
+    "spark.sql.adaptive.enabled": "true",
+}
+"""Settings that only a new JVM takes."""
+
+LOCAL_CONF = {
+    "spark.sql.shuffle.partitions": "4",
+    "spark.driver.memory": "2g",
+}
+"""Defaults for a local master: few cores, one JVM holding driver and executors."""
+
+_lock = threading.Lock()
+
+
+def is_local(master: str) -> bool:
+    return master.startswith("local")
+
+
+def session(master: str | None = None, conf: dict[str, str] | None = None):
+    """The process's SparkSession: the active one if any, else a new one on `master`.
+
+    `conf` (from the [engine] section of sparkify.toml, keys `spark.*`) wins
+    over the defaults here. A local master runs its Python workers on this
+    very interpreter, so the workers see the same sparkify and pyarrow.
+    """
+    from pyspark.sql import SparkSession
+
+    with _lock:
+        active = SparkSession.getActiveSession()
+        if active is not None:
+            for key, value in RUNTIME_CONF.items():
+                active.conf.set(key, value)
+            return active
+        master = master or os.environ.get("SPARKIFY_SPARK_MASTER") or DEFAULT_MASTER
+        settings = {**LAUNCH_CONF, **(LOCAL_CONF if is_local(master) else {}), **RUNTIME_CONF, **(conf or {})}
+        if is_local(master):
+            settings.setdefault("spark.pyspark.python", sys.executable)
+            settings.setdefault("spark.pyspark.driver.python", sys.executable)
+            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        builder = SparkSession.builder.master(master).appName("sparkify")
+        for key, value in settings.items():
+            builder = builder.config(key, value)
+        log.info("starting Spark on %s", master)
+        spark = builder.getOrCreate()
+        spark.sparkContext.setLogLevel("WARN")
+        return spark

@@ -1,0 +1,65 @@
+"""normalize.py's text rules on Spark: SQL for ASCII, the Python definition for the rest.
+
+ASCII text is trimmed and unquoted in SQL (spark_records.bare) and lower-cased
+for match keys, exactly what normalize.clean_text and match_key do to ASCII.
+Non-ASCII values (mojibake, accents) are rare: their distinct values are
+gathered once into a small table, normalize's own Arrow-vectorised
+functions (the ones DuckDB registers) clean them there, and the result is
+broadcast-joined back. A Python UDF is never evaluated on the bulk of rows:
+Spark would run it for every row of a CASE, not only where it is needed.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from sparkify.engines.spark_records import bare, non_ascii
+from sparkify.normalize import clean_text_arrow, match_key_arrow
+
+log = logging.getLogger(__name__)
+
+_SCHEMA = T.StructType([T.StructField(n, T.StringType()) for n in ("v", "clean", "key")])
+
+
+class TextFix:
+    """Cleaned text and match key of every non-ASCII value of a run."""
+
+    def __init__(self, spark: SparkSession, values: DataFrame):
+        """`values`: one string column `v` (any name), possibly with repeats and ASCII values."""
+        from pyspark.sql.functions import ArrowUDFType, arrow_udf
+
+        clean_udf = arrow_udf(clean_text_arrow, T.StringType(), ArrowUDFType.SCALAR)
+        key_udf = arrow_udf(match_key_arrow, T.StringType(), ArrowUDFType.SCALAR)
+        v = F.col(values.columns[0])
+        distinct = values.select(v.alias("v")).where(non_ascii(F.col("v"))).distinct()
+        cleaned = distinct.select("v", clean_udf(F.col("v")).alias("clean"))
+        rows = cleaned.select(
+            "v", "clean",
+            F.when(non_ascii(F.col("clean")), key_udf(F.col("clean"))).otherwise(F.lower("clean")).alias("key"),
+        ).collect()
+        log.info("%d distinct non-ASCII text values cleaned by normalize.py", len(rows))
+        self.table = F.broadcast(spark.createDataFrame(rows, _SCHEMA)) if rows else None
+
+    def apply(self, df: DataFrame, columns: dict[str, str], keys: dict[str, str] | None = None) -> DataFrame:
+        """Add cleaned columns (`columns`: output -> input) and match keys (`keys`: output -> input)."""
+        keys = keys or {}
+        sources = sorted({*columns.values(), *keys.values()})
+        if self.table is None:
+            return df.select("*", *(bare(F.col(s)).alias(o) for o, s in columns.items()),
+                             *(F.lower(bare(F.col(s))).alias(o) for o, s in keys.items()))
+        for i, src in enumerate(sources):
+            fix = self.table.select(*(F.col(c).alias(f"_fx{i}_{c}") for c in ("v", "clean", "key")))
+            probe = F.when(non_ascii(F.col(src)), F.col(src))
+            df = df.join(fix, probe == F.col(f"_fx{i}_v"), "left")
+        index = {src: i for i, src in enumerate(sources)}
+
+        def pick(src: str, what: str, ascii_value: Column) -> Column:
+            return F.when(non_ascii(F.col(src)), F.col(f"_fx{index[src]}_{what}")).otherwise(ascii_value)
+
+        out = df.select("*", *(pick(s, "clean", bare(F.col(s))).alias(o) for o, s in columns.items()),
+                        *(pick(s, "key", F.lower(bare(F.col(s)))).alias(o) for o, s in keys.items()))
+        return out.drop(*(f"_fx{i}_{c}" for i in range(len(sources)) for c in ("v", "clean", "key")))

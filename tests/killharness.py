@@ -1,0 +1,433 @@
+"""Break `sparkify run` while it works, then judge what the target holds.
+
+The command runs as a real child process in its own session (a SIGKILL or
+SIGSTOP reaches all of it; output goes to files, peak memory comes from
+wait4). A `Scenario` delivers the sample in two halves, so the run under
+test adds the second half to a target that already holds the first: the
+target must then hold exactly the state before that run or the state after
+it (the five tables, the ledger of loaded files, the rejects, the run rows),
+`sparkify check` must pass, and one more uninterrupted run must reach the
+same state as a run that was never disturbed.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.conftest import REPO, star_rows
+
+CLI = [sys.executable, "-m", "sparkify.cli"]
+STAGES = ("list", "songs", "events", "star", "load")
+"""The stages a run logs as it completes them (sparkify.progress), in order."""
+RELIABILITY = REPO / "RELIABILITY.md"
+
+
+def child_env(tmpdir: Path | None = None, **extra: str) -> dict[str, str]:
+    """The child's environment: this one, UTC, wide lines (no wrapped messages), a private TMPDIR."""
+    env = {**os.environ, "TZ": "UTC", "COLUMNS": "250", **extra}
+    if tmpdir is not None:
+        tmpdir.mkdir(parents=True, exist_ok=True)
+        env["TMPDIR"] = str(tmpdir)
+    return env
+
+
+@dataclass
+class Result:
+    code: int | None
+    stdout: str
+    stderr: str
+    peak_rss_kb: int
+    seconds: float
+    killed: bool = False
+    timed_out: bool = False
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+    @property
+    def clear_error(self) -> bool:
+        """Failed with one `error:` message and no traceback (what cli.main promises)."""
+        return self.code == 2 and "error:" in self.stderr and "Traceback" not in self.output
+
+
+class Child:
+    """One sparkify command running in its own process group."""
+
+    def __init__(self, args: Sequence[str], workdir: Path, env: dict[str, str] | None = None,
+                 setpriv: Sequence[str] = ()):
+        workdir.mkdir(parents=True, exist_ok=True)
+        stamp = f"{time.monotonic_ns()}"
+        self._out = open(workdir / f"{stamp}.out", "w+", encoding="utf-8", errors="replace")
+        self._err = open(workdir / f"{stamp}.err", "w+", encoding="utf-8", errors="replace")
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(
+            [*setpriv, *CLI, *map(str, args)], stdout=self._out, stderr=self._err, stdin=subprocess.DEVNULL,
+            env=env or child_env(), cwd=workdir, start_new_session=True,
+        )
+        self.killed = False
+        self._status: int | None = None
+        self._rss = 0
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def signal(self, sig: int) -> None:
+        """Send `sig` to the command's process group (whatever it started too), while it runs."""
+        if self.running():
+            os.killpg(self.pid, sig)
+
+    def running(self) -> bool:
+        if self._status is None:
+            pid, status, usage = os.wait4(self.pid, os.WNOHANG)
+            if pid:
+                self._status, self._rss = status, usage.ru_maxrss
+                self.proc.returncode = os.waitstatus_to_exitcode(status)
+        return self._status is None
+
+    def stderr_so_far(self) -> str:
+        return (Path(self._err.name)).read_text(encoding="utf-8", errors="replace")
+
+    def kill_at(self, seconds: float) -> bool:
+        """SIGKILL the command `seconds` after it started, unless it ended before; True if it was killed."""
+        while self.running() and self.elapsed() < seconds:
+            time.sleep(0.005)
+        if not self.running():
+            return False
+        self.signal(signal.SIGKILL)
+        self.killed = True
+        return True
+
+    def wait(self, timeout: float = 600) -> Result:
+        timed_out = False
+        while self.running():
+            if self.elapsed() > timeout:
+                self.signal(signal.SIGKILL)
+                timed_out = True
+                while self.running():
+                    time.sleep(0.01)
+                break
+            time.sleep(0.01)
+        seconds = self.elapsed()
+        for fh in (self._out, self._err):
+            fh.flush()
+            fh.seek(0)
+        result = Result(self.proc.returncode, self._out.read(), self._err.read(), self._rss, seconds,
+                        killed=self.killed, timed_out=timed_out)
+        self._out.close()
+        self._err.close()
+        return result
+
+
+def sparkify(*args: object, workdir: Path, env: dict[str, str] | None = None, timeout: float = 600,
+             setpriv: Sequence[str] = ()) -> Result:
+    """Run one sparkify command to its end (or `timeout`)."""
+    return Child([str(a) for a in args], workdir, env, setpriv).wait(timeout)
+
+
+def phase(stderr: str) -> str:
+    """The stage a run was in when it stopped: the first one it had not logged as done."""
+    done = set(re.findall(r"\b(" + "|".join(STAGES) + r")(?: \([\d,]+ new files\))?: [\d.]+ s", stderr))
+    for stage in STAGES:
+        if stage not in done:
+            return "start-up/list" if stage == "list" else stage
+    return "after load"
+
+
+# -- the two deliveries ---------------------------------------------------------
+
+BAD_EVENT = '{"ts": "yesterday", "page": "NextSong", "userId": "7"}'
+BAD_SONG = '{"song_id": "SOBROKEN", "title": "No duration", "artist_id": "ARX", "artist_name": "X"}'
+
+
+@dataclass
+class Scenario:
+    """A copy of the sample delivered in two halves (log days and song files alike).
+
+    Files held back wait in a stash and are moved in with rename(), which
+    keeps their size and modification time, so every run of every trial
+    sees the same ledger identity for the same file. One bad event in each
+    half and one bad song in the second give the rejects table a before and
+    an after.
+    """
+
+    root: Path
+    held_back: list[tuple[Path, Path]] = field(default_factory=list)
+
+    @classmethod
+    def build(cls, sample: Path, root: Path) -> Scenario:
+        data, stash = root / "data", root / "stash"
+        shutil.copytree(sample / "song_data", data / "song_data")
+        shutil.copytree(sample / "log_data", data / "log_data")
+        logs = sorted((data / "log_data").rglob("*.json"))
+        songs = sorted((data / "song_data").rglob("*.json"))
+        for path in (logs[0], logs[-1]):
+            with path.open("a", encoding="utf-8") as fh:
+                fh.write(BAD_EVENT + "\n")
+        broken = songs[-1].with_name("TRBROKEN0000000.json")
+        broken.write_text(BAD_SONG)
+        late = logs[len(logs) // 2:] + songs[len(songs) // 2:] + [broken]
+        scenario = cls(root, [(p, stash / p.relative_to(data)) for p in late])
+        return scenario
+
+    @property
+    def songs(self) -> Path:
+        return self.root / "data" / "song_data"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "data" / "log_data"
+
+    def first_half(self) -> None:
+        self._move((live, held) for live, held in self.held_back)
+
+    def second_half(self) -> None:
+        self._move((held, live) for live, held in self.held_back)
+
+    @staticmethod
+    def _move(pairs: Iterable[tuple[Path, Path]]) -> None:
+        for src, dst in pairs:
+            if src.exists():
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                os.rename(src, dst)
+
+    def run_args(self, target: str) -> list[str]:
+        return ["run", "--songs", str(self.songs), "--logs", str(self.logs), "--target", target, "--json"]
+
+
+# -- what a target holds --------------------------------------------------------
+
+LEDGER_SQL = 'SELECT path, kind, size, modified, records FROM "_sparkify_files" ORDER BY path'
+REJECTS_SQL = ('SELECT kind, source_file, line, reason, raw FROM "rejects" '
+               'ORDER BY kind, source_file, line, reason, raw')
+RUNS_SQL = 'SELECT count(*) FROM "_sparkify_runs"'
+
+
+@dataclass(frozen=True)
+class State:
+    star: dict[str, list[tuple]]
+    ledger: list[tuple]
+    rejects: list[tuple]
+    runs: int
+
+    def same_data(self, other: State) -> bool:
+        """Same tables, ledger and rejects (how many runs it took may differ)."""
+        return (self.star, self.ledger, self.rejects) == (other.star, other.ledger, other.rejects)
+
+    def summary(self) -> str:
+        sizes = ", ".join(f"{name} {len(rows)}" for name, rows in self.star.items())
+        return f"{sizes}; {len(self.ledger)} files, {len(self.rejects)} rejects, {self.runs} runs"
+
+
+def read_state(target: str) -> State:
+    from sparkify.targets import open_target
+
+    tgt = open_target(target)
+    try:
+        state = {}
+        for name, sql in (("ledger", LEDGER_SQL), ("rejects", REJECTS_SQL), ("runs", RUNS_SQL)):
+            _, rows = tgt.query(sql)
+            state[name] = [tuple(r) for r in rows]
+    finally:
+        tgt.close()
+    return State(star_rows(target), state["ledger"], state["rejects"], state["runs"][0][0])
+
+
+def judge(state: State, before: State, after: State) -> str:
+    if state == before:
+        return "before"
+    if state == after:
+        return "after"
+    return "mixed"
+
+
+# -- trials ---------------------------------------------------------------------
+
+@dataclass
+class Reference:
+    """The two states an undisturbed two-step load goes through, and how long its second run took."""
+
+    before: State
+    after: State
+    seconds: float
+
+
+@dataclass
+class Trial:
+    kind: str
+    number: int
+    at: float
+    struck: bool  # the fault hit a running command (False: it had finished already)
+    killed: bool
+    phase: str
+    code: int | None
+    clear_error: bool
+    outcome: str
+    check: bool
+    converged: bool
+    leftovers: int
+    detail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        ended_well = self.code == 0 or self.killed or self.clear_error
+        return self.outcome in ("before", "after") and self.check and self.converged and ended_well
+
+
+Fault = Callable[[Child, float], bool]
+"""Strike a running command at `at` seconds after its start; True if it was still running then."""
+
+
+def kill(child: Child, at: float) -> bool:
+    return child.kill_at(at)
+
+
+class Campaign:
+    """Trials of one fault against one kind of target, each on a fresh target holding the first half."""
+
+    def __init__(self, kind: str, scenario: Scenario, new_target: Callable[[str], str], workdir: Path):
+        self.kind, self.scenario, self.new_target, self.workdir = kind, scenario, new_target, workdir
+
+    def _run(self, target: str, where: Path) -> Result:
+        result = sparkify(*self.scenario.run_args(target), workdir=where, env=child_env(where / "tmp"))
+        assert result.code == 0, f"an undisturbed run failed on {target}:\n{result.stderr[-3000:]}"
+        return result
+
+    def reference(self) -> Reference:
+        target, where = self.new_target("reference"), self.workdir / "reference"
+        self.scenario.first_half()
+        self._run(target, where)
+        before = read_state(target)
+        self.scenario.second_half()
+        seconds = self._run(target, where).seconds
+        return Reference(before, read_state(target), seconds)
+
+    def trial(self, number: int, at: float, fault: Fault, ref: Reference) -> Trial:
+        target, where = self.new_target(f"trial{number}"), self.workdir / f"trial{number}"
+        self.scenario.first_half()
+        self._run(target, where)
+        self.scenario.second_half()
+        tmp = where / "struck-tmp"
+        child = Child(self.scenario.run_args(target), where, child_env(tmp))
+        struck = fault(child, at)
+        result = child.wait()
+        leftovers = len(list(tmp.iterdir())) if tmp.exists() else 0
+        detail = ""
+        try:
+            state = read_state(target)
+            outcome = judge(state, ref.before, ref.after)
+            if outcome == "mixed":
+                detail = f"mixed state: {state.summary()}"
+        except Exception as exc:  # an unreadable target is the worst outcome: record it, do not stop
+            outcome, detail = "unreadable", f"{type(exc).__name__}: {exc}"
+        check = sparkify("check", "--target", target, workdir=where, env=child_env(where / "tmp"))
+        converge = sparkify(*self.scenario.run_args(target), workdir=where, env=child_env(where / "tmp"))
+        converged = converge.code == 0 and read_state(target).same_data(ref.after)
+        if check.code != 0:
+            detail += f" check failed: {check.output[-1500:]}"
+        if not converged:
+            detail += f" no convergence (exit {converge.code}): {converge.stderr[-1500:]}"
+        if result.code != 0 and not result.killed and not result.clear_error:
+            detail += f" unclear failure: {result.stderr[-1500:]}"
+        return Trial(self.kind, number, round(at, 3), struck, result.killed, phase(result.stderr), result.code,
+                     result.clear_error, outcome, check.code == 0, converged, leftovers, detail.strip())
+
+    def run(self, count: int, seed: int, fault: Fault = kill, ref: Reference | None = None) -> list[Trial]:
+        """`count` trials, strike times spread evenly (with jitter) over the measured run time."""
+        ref = ref or self.reference()
+        rng = random.Random(seed)
+        times = [(i + rng.random()) / count * ref.seconds for i in range(count)]
+        return [self.trial(i, at, fault, ref) for i, at in enumerate(times)]
+
+
+def failures(trials: list[Trial]) -> str:
+    return "\n".join(f"{t.kind} #{t.number} at {t.at}s ({t.phase}): {t.outcome}, check={t.check}, "
+                     f"converged={t.converged}, exit={t.code}: {t.detail}" for t in trials if not t.ok)
+
+
+# -- RELIABILITY.md -------------------------------------------------------------
+
+def table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def trials_row(name: str, trials: list[Trial]) -> list[object]:
+    """One line of outcomes: trials, struck mid-run, before, after, mixed, clear failures, check, converged."""
+    outcomes = Counter(t.outcome for t in trials)
+    failed = [t for t in trials if t.code != 0 and not t.killed]
+    return [name, len(trials), sum(t.struck for t in trials), outcomes["before"], outcomes["after"],
+            outcomes["mixed"] + outcomes["unreadable"], f"{sum(t.clear_error for t in failed)}/{len(failed)}",
+            sum(t.check for t in trials), sum(t.converged for t in trials),
+            sum(t.leftovers for t in trials)]
+
+
+TRIALS_HEADER = ("target", "trials", "struck mid-run", "before-state", "after-state", "mixed",
+                 "clear errors / failed runs", "check passed", "converged", "leftover temp dirs")
+
+
+def phases_row(name: str, trials: list[Trial]) -> list[object]:
+    by_phase = Counter((t.phase, t.outcome) for t in trials if t.struck)
+    cells = []
+    for stage in ("start-up/list", *STAGES[1:], "after load"):
+        b, a = by_phase[(stage, "before")], by_phase[(stage, "after")]
+        cells.append(f"{b}/{a}" if b or a else "-")
+    return [name, *cells]
+
+
+PHASES_HEADER = ("target", "start-up/list", *STAGES[1:], "after load")
+
+
+def write_section(name: str, markdown: str, path: Path = RELIABILITY) -> None:
+    """Replace the text between `<!-- name:begin -->` and `<!-- name:end -->` (appended if missing)."""
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    block = f"{begin}\n{markdown.strip()}\n{end}"
+    with open(path, "a+", encoding="utf-8") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        fh.seek(0)
+        text = fh.read()
+        if begin in text and end in text:
+            head, rest = text.split(begin, 1)
+            text = head + block + rest.split(end, 1)[1]
+        else:
+            text = text.rstrip("\n") + "\n\n" + block + "\n"
+        fh.seek(0)
+        fh.truncate()
+        fh.write(text)
+
+
+def write_rows(name: str, header: Sequence[str], rows: Iterable[Sequence[object]], path: Path = RELIABILITY) -> None:
+    """Put `rows` into the table of section `name`, replacing rows with the same first cell, keeping others."""
+    lines: dict[str, str] = {}
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    if begin in text and end in text:
+        for line in text.split(begin, 1)[1].split(end, 1)[0].splitlines():
+            first = line.split("|")[1].strip() if line.startswith("| ") else None
+            if first and first != header[0]:
+                lines[first] = line
+    for row in rows:
+        lines[str(row[0])] = "| " + " | ".join(str(v) for v in row) + " |"
+    head = table(header, [])
+    write_section(name, head + "\n" + "\n".join(lines[k] for k in sorted(lines)), path)
+
+
+def stamp() -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())

@@ -1,0 +1,71 @@
+"""The benchmark harness on a tiny scale: it runs, measures a process tree, and reports (no timing asserted)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from bench import measure
+from bench.__main__ import _extrapolate, run_scenario
+from bench.datasets import Dataset, parse_scale
+from bench.scenarios import SCENARIOS, Scenario, by_name
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_harness_runs_a_scenario_on_the_sample(tmp_path: Path, sample: Path):
+    events = sum(1 for p in (sample / "log_data").rglob("*.json") for line in p.read_bytes().split(b"\n")
+                 if line.strip())
+    done = subprocess.run([sys.executable, "-m", "bench", "--scales", "sample", "--scenarios", "bare_scan",
+                           "--results", str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    [path] = tmp_path.glob("*.json")
+    run = json.loads(path.read_text())
+    [result] = run["results"]
+    assert result["status"] == "ok" and result["scenario"] == "bare_scan"
+    assert result["events"] == events and result["output"]["events"] == events
+    assert result["wall_s"] > 0 and result["cpu_s"] > 0 and result["peak_rss_mb"] > 10
+    assert run["machine"]["cores"] >= 1 and run["machine"]["versions"]["duckdb"]
+    table = (tmp_path / "latest.md").read_text()
+    assert "| sample | bare_scan | ok |" in table and "cores" in table
+
+
+def test_peak_rss_is_the_whole_tree(tmp_path: Path):
+    grandchild = "import time; x = b'x' * (150 * 2**20); time.sleep(1)"
+    m = measure.run(["bash", "-c", f'{sys.executable} -c "{grandchild}" & wait'])
+    assert m.exit_code == 0
+    assert m.peak_rss_mb >= 150
+    assert m.cpu_s > 0
+
+
+def test_timeout_kills_the_tree():
+    m = measure.run(["bash", "-c", "sleep 30 & wait"], timeout=1)
+    assert m.timed_out and m.wall_s < 20
+
+
+def test_a_missing_target_is_unavailable_not_failed(sample: Path):
+    scenario = Scenario("future", "a target not written yet", ("{python}", "-c", "raise SystemExit(3)"),
+                        ("module:sparkify.targets.not_yet",))
+    data = Dataset("sample", sample, 8056, 71, 1)
+    result = run_scenario(scenario, data, timeout=60)
+    assert result["status"] == "unavailable" and "sparkify.targets.not_yet" in result["note"]
+
+
+def test_a_capped_baseline_is_extrapolated_per_phase():
+    out = {"songs_done": 100, "songs_total": 1000, "songs_seconds": 10.0,
+           "events_done": 1000, "events_total": 10000, "logs_seconds": 5.0, "songplays": 7}
+    result = _extrapolate(out, wall=16.0)
+    assert result["extrapolated"] and result["wall_s"] == 1 + 10 * 10 + 5 * 10
+    whole = dict(out, songs_done=1000, events_done=10000)
+    assert _extrapolate(whole, wall=16.0) | {"note": ""} == {"wall_s": 16.0, "extrapolated": False,
+                                                               "measured_wall_s": 16.0, "note": ""}
+
+
+def test_scenarios_are_data():
+    assert {"duckdb", "postgres", "lake", "spark", "bare_scan", "plain_sql", "original_etl"} <= {
+        s.name for s in SCENARIOS}
+    assert by_name(["duckdb"])[0].argv[-1] == "--json"
+    assert [parse_scale(s) for s in ("sample", "catalogue", "100k", "1m", "10m", "2500")] == [
+        None, 0, 100_000, 10**6, 10**7, 2500]
