@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[RichHandler(console=console)])
     scenarios = by_name([s.strip() for s in args.scenarios.split(",") if s.strip()])
-    info = report.machine()
+    info, stamp = report.machine(), report.stamp()
     results, described = [], []
     for scale in [s.strip() for s in args.scales.split(",") if s.strip()]:
         data = datasets.ensure(scale, args.seed)
@@ -166,9 +166,10 @@ def main(argv: list[str] | None = None) -> int:
             log.info("%s on %s ...", scenario.name, scale)
             result = run_scenario(scenario, data, args.timeout)
             results.append(result)
+            report.write(results, described, info, args.results, stamp)
             log.info("%s on %s: %s %s s, peak %s MB %s", scenario.name, scale, result["status"],
                      result.get("wall_s", ""), result.get("peak_rss_mb", ""), result.get("note", ""))
-    path = report.write(results, described, info, args.results)
+    path = report.write(results, described, info, args.results, stamp)
     console.print(f"results: {path} and {args.results / 'latest.md'}")
     return 0 if all(r["status"] in ("ok", "unavailable") for r in results) else 1
 

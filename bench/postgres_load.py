@@ -10,27 +10,36 @@ agents), then loads the same rows into fresh PostgreSQL databases by:
 - plain binary COPY: psycopg `write_row` with `set_types`, straight into the keyed star tables;
 - row-per-INSERT: the original project's way, one INSERT per row in autocommit, on a slice.
 
-Each step runs in a child process that reports its wall time and peak RSS.
-Usage: bench/postgres_load.py --songplays 1000000 [--pg-url URL] [--insert-rows 20000]
+Each step runs in a child process that reports its wall time, the CPU time of
+the whole PostgreSQL server (all its processes) and the client's CPU time and
+peak RSS. By default the benchmark starts a PostgreSQL server of its own
+(initdb in a temporary directory, fsync=off like the test server), so that
+server CPU counts only this work; --pg-url uses an existing server instead.
+Usage: bench/postgres_load.py [--songplays 1000000] [--insert-rows 20000] [--pg-url URL]
 """
 
 from __future__ import annotations
 
 import argparse
+import glob
 import logging
 import multiprocessing
 import os
 import resource
+import shutil
+import socket
+import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import duckdb
 import psycopg
 
-from sparkify.config import DEFAULTS
 from sparkify.engines.duckdb import Batch
 from sparkify.schema import STAR
 from sparkify.targets.postgres import DIALECT, PostgresTarget
@@ -123,6 +132,34 @@ def star_rows(path: str) -> int:
         return sum(con.execute(f"SELECT count(*) FROM b_{t.name}").fetchone()[0] for t in STAR)
 
 
+@contextmanager
+def own_server(settings: list[str]) -> Iterator[str]:
+    """A throwaway PostgreSQL on 127.0.0.1 (as in ENVIRONMENT.md), stopped and removed afterwards."""
+    ctl = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
+    if not ctl:
+        raise SystemExit("no PostgreSQL binaries under /usr/lib/postgresql (apt-get install postgresql)")
+    bindir = Path(ctl[-1]).parent
+    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with tempfile.TemporaryDirectory(prefix="sparkify-bench-pg-") as home:
+        if as_postgres:
+            shutil.chown(home, "postgres", "postgres")
+        data = f"{home}/data"
+        subprocess.run([*as_postgres, bindir / "initdb", "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8",
+                        "--locale=C.UTF-8", "-N"], check=True, stdout=subprocess.DEVNULL)
+        options = " ".join([f"-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories={home}",
+                            *(f"-c {s}" for s in settings)])
+        subprocess.run([*as_postgres, bindir / "pg_ctl", "-D", data, "-l", f"{home}/log", "-w", "-o", options,
+                        "start"], check=True, stdout=subprocess.DEVNULL)
+        try:
+            yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+        finally:
+            subprocess.run([*as_postgres, bindir / "pg_ctl", "-D", data, "-m", "fast", "stop"],
+                           check=True, stdout=subprocess.DEVNULL)
+
+
 def fresh_database(server: str) -> str:
     name = "bench_" + uuid.uuid4().hex[:10]
     with psycopg.connect(server, autocommit=True) as con:
@@ -137,30 +174,52 @@ def drop_database(server: str, url: str) -> None:
 
 # -- the measured steps (each in a child process) -------------------------------------------------
 
-def _cpu(pid: int) -> float:
-    """CPU seconds a process (here: a PostgreSQL backend on this machine) has used."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def _stat(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
 
 
-def step_sparkify(url: str, path: str) -> float:
-    """The target's write path, reading the batch from DuckDB under the pipeline's memory limit."""
+def _cpu(backend: int) -> float:
+    """CPU seconds used so far by the whole PostgreSQL server of a backend on this machine.
+
+    Every process of the server counts (parallel workers, WAL writer, checkpointer):
+    the live children of the postmaster, and through its cutime/cstime those that
+    ended. Meaningful on a server nothing else uses, like the one --own-server starts.
+    """
+    postmaster = int(_stat(backend)[1])
+    fields = _stat(postmaster)
+    ticks = sum(int(f) for f in fields[11:15])
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                child = _stat(int(entry.name))
+            except OSError:
+                continue
+            if int(child[1]) == postmaster:
+                ticks += int(child[11]) + int(child[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def step_sparkify(url: str, path: str) -> tuple[float, float]:
+    """The target's write path, from batch tables on its own engine connection, as in a run."""
     target = PostgresTarget.from_url(url, {})
-    with target.session(), duckdb.connect(path, read_only=True) as con:
-        con.execute("SET TimeZone = 'UTC'")
-        con.execute("SET memory_limit = ?", [DEFAULTS["memory_limit"]])
+    with target.session():
+        con = target.engine_connection()
+        con.execute("ATTACH ? AS src (READ_ONLY)", [path])
+        for (name,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = 'src'").fetchall():
+            con.execute(f"CREATE TEMP TABLE {name} AS SELECT * FROM src.{name}")
+        con.execute("DETACH src")
         backend = target._con.info.backend_pid
-        start = _cpu(backend)
+        start, cpu = time.perf_counter(), _cpu(backend)
         target.write(Batch(con, "bench-" + uuid.uuid4().hex[:8], [], []), False, lambda r: "{}")
-        return _cpu(backend) - start
+        return time.perf_counter() - start, _cpu(backend) - cpu
 
 
-def step_plain_copy(url: str, path: str) -> float:
+def step_plain_copy(url: str, path: str) -> tuple[float, float]:
     """What a straightforward script does: binary COPY row by row with psycopg, into the keyed tables."""
     PostgresTarget.from_url(url, {}).create_schema()
     with psycopg.connect(url) as pg, duckdb.connect(path, read_only=True) as con:
         con.execute("SET TimeZone = 'UTC'")
-        start = _cpu(pg.info.backend_pid)
+        start, cpu = time.perf_counter(), _cpu(pg.info.backend_pid)
         for table in STAR:
             columns = ", ".join(DIALECT.quote(c) for c in table.column_names)
             with pg.cursor().copy(f"COPY {DIALECT.quote(table.name)} ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
@@ -169,34 +228,34 @@ def step_plain_copy(url: str, path: str) -> float:
                     for row in zip(*(c.to_pylist() for c in batch.columns)):
                         copy.write_row(row)
         pg.commit()
-        return _cpu(pg.info.backend_pid) - start
+        return time.perf_counter() - start, _cpu(pg.info.backend_pid) - cpu
 
 
-def step_insert(url: str, path: str) -> float:
+def step_insert(url: str, path: str) -> tuple[float, float]:
     """The original project's etl.py: one INSERT per row, autocommit (run on a slice)."""
     PostgresTarget.from_url(url, {}).create_schema()
     with psycopg.connect(url, autocommit=True) as pg, duckdb.connect(path, read_only=True) as con:
         con.execute("SET TimeZone = 'UTC'")
-        start = _cpu(pg.info.backend_pid)
+        start, cpu = time.perf_counter(), _cpu(pg.info.backend_pid)
         for table in STAR:
             columns = ", ".join(DIALECT.quote(c) for c in table.column_names)
             marks = ", ".join(["%s"] * len(table.columns))
             sql = f"INSERT INTO {DIALECT.quote(table.name)} ({columns}) VALUES ({marks}) ON CONFLICT DO NOTHING"
             for row in con.execute(f"SELECT {columns} FROM b_{table.name}").fetchall():
                 pg.execute(sql, row)
-        return _cpu(pg.info.backend_pid) - start
+        return time.perf_counter() - start, _cpu(pg.info.backend_pid) - cpu
 
 
 def _child(queue, fn, args, verbose: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="  %(message)s")
-    start = time.perf_counter()
-    server_cpu = fn(*args)
+    wall, server_cpu = fn(*args)
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    queue.put((time.perf_counter() - start, server_cpu, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024))
+    queue.put((wall, server_cpu, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024))
 
 
 def measured(fn, *args, verbose: bool = False) -> tuple[float, float, float, float]:
-    """Wall seconds, server CPU seconds, client CPU seconds and peak client RSS (MB) of fn(*args), in a fresh process."""
+    """Wall and server CPU seconds of the step fn(*args) times, client CPU seconds and peak RSS (MB)
+    of the whole fresh process it runs in."""
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
     proc = ctx.Process(target=_child, args=(queue, fn, args, verbose))
@@ -211,16 +270,22 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--songplays", type=int, default=1_000_000)
     parser.add_argument("--insert-rows", type=int, default=20_000, help="songplays for the row-per-INSERT slice")
-    parser.add_argument("--pg-url", default=os.environ.get("SPARKIFY_TEST_PG_URL"),
-                        help="a server where databases can be created (default $SPARKIFY_TEST_PG_URL)")
+    parser.add_argument("--pg-url", help="a server where databases can be created (default: --own-server)")
+    parser.add_argument("--server-setting", action="append", default=["fsync=off"],
+                        help="postgresql.conf setting for --own-server (default fsync=off, as the test server)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log each step of the write")
     parser.add_argument("--skip", nargs="*", default=[], choices=["plain", "insert", "increment"])
     args = parser.parse_args()
-    if not args.pg_url:
-        parser.error("give --pg-url or set SPARKIFY_TEST_PG_URL (scripts/services.sh start)")
-    with tempfile.TemporaryDirectory(prefix="sparkify-bench-") as work:
-        results = measure_all(args, Path(work))
-    print(f"\n{args.songplays:,} synthesized song plays; PostgreSQL at {PostgresTarget(args.pg_url).describe()}\n")
+    with ExitStack() as stack:
+        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sparkify-bench-")))
+        if not args.pg_url:
+            args.pg_url = stack.enter_context(own_server(args.server_setting))
+            print(f"own server at {args.pg_url} with {', '.join(args.server_setting)}", file=sys.stderr)
+        with psycopg.connect(args.pg_url) as con:
+            version = con.execute("SHOW server_version").fetchone()[0]
+        results = measure_all(args, work)
+    print(f"\n{args.songplays:,} synthesized song plays; PostgreSQL {version}; "
+          f"{os.cpu_count()} CPUs; server CPU = all its processes\n")
     print("| method | star rows | wall s | star rows/s (wall) | server CPU s | star rows per server CPU s "
           "| client CPU s | client peak RSS MB |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")

@@ -17,6 +17,7 @@ import re
 import shutil
 import time
 from collections import defaultdict
+from contextlib import contextmanager
 from pathlib import Path
 
 from rich.console import Console
@@ -26,7 +27,7 @@ from sparkify import pipeline
 from sparkify.progress import Progress
 from sparkify.targets import duckdb as duckdb_target
 
-console = Console()
+console = Console(width=160)
 
 
 class _Timed:
@@ -62,7 +63,7 @@ class TimingConnection:
         return getattr(self._con, name)
 
     def execute(self, sql, *args, **kwargs):
-        key = (self._progress.current, " ".join(str(sql).split())[:150])
+        key = (self._progress.current, " ".join(str(sql).split())[:110])
 
         def record(seconds: float) -> None:
             self.times[key] += seconds
@@ -77,11 +78,16 @@ class TimingConnection:
 class StageProgress(Progress):
     """Progress that remembers the stage running now."""
 
-    current = "setup"
+    current = "between stages"
 
+    @contextmanager
     def stage(self, name, files=None):
         self.current = name
-        return super().stage(name, files)
+        try:
+            with super().stage(name, files):
+                yield
+        finally:
+            self.current = "between stages"
 
 
 def main() -> None:

@@ -58,7 +58,7 @@ def aims(results: list[dict]) -> list[str]:
     per_event = {}
     for scale in dict.fromkeys(r["scale"] for r in results):
         duck = ok.get((scale, "duckdb"))
-        if not duck:
+        if not duck or not duck["events"]:
             continue
         bare, plain = ok.get((scale, "bare_scan")), ok.get((scale, "plain_sql"))
         per_event[scale] = duck["wall_s"] / duck["events"] * 1e6
@@ -71,15 +71,19 @@ def aims(results: list[dict]) -> list[str]:
     return lines
 
 
-def write(results: list[dict], datasets: list[dict], info: dict, directory: Path) -> Path:
+def stamp() -> str:
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+
+
+def write(results: list[dict], datasets: list[dict], info: dict, directory: Path, run: str) -> Path:
+    """(Re)write the run's files: called after every scenario, so a crash loses nothing measured."""
     directory.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    path = directory / f"{stamp}.json"
-    path.write_text(json.dumps({"run": stamp, "machine": info, "datasets": datasets, "results": results},
+    path = directory / f"{run}.json"
+    path.write_text(json.dumps({"run": run, "machine": info, "datasets": datasets, "results": results},
                                indent=1) + "\n")
     versions = ", ".join(f"{k} {v}" for k, v in info["versions"].items() if v)
     md = [
-        f"# Benchmark {stamp}",
+        f"# Benchmark {run}",
         "",
         f"Machine: {info['cpu']}, {info['cores']} cores, {info['ram_gb']} GB RAM, {info['os']}; {versions}. "
         f"Load average (1, 5, 15 min) at start {', '.join(f'{x:.1f}' for x in info['load_average'])}, "

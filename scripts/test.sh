@@ -4,6 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v java >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null; }
 scripts/setup.sh dev
+scripts/install-chromium.sh
 trap 'scripts/services.sh stop' EXIT
 scripts/services.sh start
 source .ci/state/env

@@ -21,6 +21,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -104,11 +105,15 @@ class Child:
     def stderr_so_far(self) -> str:
         return (Path(self._err.name)).read_text(encoding="utf-8", errors="replace")
 
-    def kill_at(self, seconds: float) -> bool:
-        """SIGKILL the command `seconds` after it started, unless it ended before; True if it was killed."""
+    def alive_at(self, seconds: float) -> bool:
+        """Wait until `seconds` after the start; True if the command is still running then."""
         while self.running() and self.elapsed() < seconds:
             time.sleep(0.005)
-        if not self.running():
+        return self.running()
+
+    def kill_at(self, seconds: float) -> bool:
+        """SIGKILL the command `seconds` after it started, unless it ended before; True if it was killed."""
+        if not self.alive_at(seconds):
             return False
         self.signal(signal.SIGKILL)
         self.killed = True
@@ -148,6 +153,39 @@ def phase(stderr: str) -> str:
         if stage not in done:
             return "start-up/list" if stage == "list" else stage
     return "after load"
+
+
+class Targets:
+    """Fresh, empty targets of one kind, named by the caller; PostgreSQL databases are dropped by close()."""
+
+    def __init__(self, request, kind: str, root: Path, s3_options: str = ""):
+        self.request, self.kind, self.root, self.s3_options = request, kind, root, s3_options
+        self.databases: list[str] = []
+
+    def __call__(self, name: str) -> str:
+        if self.kind == "duckdb":
+            self.root.mkdir(parents=True, exist_ok=True)
+            return str(self.root / f"{name}.duckdb")
+        if self.kind == "lake":
+            return str(self.root / name)
+        if self.kind == "s3lake":
+            return f"s3://{self.request.getfixturevalue('s3_bucket')}/{name}{self.s3_options}"
+        import psycopg
+
+        server = self.request.getfixturevalue("pg_server")
+        db = f"t_rel_{uuid.uuid4().hex[:10]}"
+        with psycopg.connect(server, autocommit=True) as con:
+            con.execute(f'CREATE DATABASE "{db}"')
+        self.databases.append(db)
+        return server.rsplit("/", 1)[0] + "/" + db
+
+    def close(self) -> None:
+        if self.databases:
+            import psycopg
+
+            with psycopg.connect(self.request.getfixturevalue("pg_server"), autocommit=True) as con:
+                for db in self.databases:
+                    con.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
 
 
 # -- the two deliveries ---------------------------------------------------------
@@ -301,11 +339,17 @@ def kill(child: Child, at: float) -> bool:
 class Campaign:
     """Trials of one fault against one kind of target, each on a fresh target holding the first half."""
 
-    def __init__(self, kind: str, scenario: Scenario, new_target: Callable[[str], str], workdir: Path):
+    def __init__(self, kind: str, scenario: Scenario, new_target: Callable[[str], str], workdir: Path,
+                 env: dict[str, str] | None = None):
+        """`env`: extra environment of every command (an S3 endpoint behind a proxy, say)."""
         self.kind, self.scenario, self.new_target, self.workdir = kind, scenario, new_target, workdir
+        self.extra_env = env or {}
+
+    def _env(self, tmp: Path) -> dict[str, str]:
+        return child_env(tmp, **self.extra_env)
 
     def _run(self, target: str, where: Path) -> Result:
-        result = sparkify(*self.scenario.run_args(target), workdir=where, env=child_env(where / "tmp"))
+        result = sparkify(*self.scenario.run_args(target), workdir=where, env=self._env(where / "tmp"))
         assert result.code == 0, f"an undisturbed run failed on {target}:\n{result.stderr[-3000:]}"
         return result
 
@@ -324,7 +368,7 @@ class Campaign:
         self._run(target, where)
         self.scenario.second_half()
         tmp = where / "struck-tmp"
-        child = Child(self.scenario.run_args(target), where, child_env(tmp))
+        child = Child(self.scenario.run_args(target), where, self._env(tmp))
         struck = fault(child, at)
         result = child.wait()
         leftovers = len(list(tmp.iterdir())) if tmp.exists() else 0
@@ -336,8 +380,8 @@ class Campaign:
                 detail = f"mixed state: {state.summary()}"
         except Exception as exc:  # an unreadable target is the worst outcome: record it, do not stop
             outcome, detail = "unreadable", f"{type(exc).__name__}: {exc}"
-        check = sparkify("check", "--target", target, workdir=where, env=child_env(where / "tmp"))
-        converge = sparkify(*self.scenario.run_args(target), workdir=where, env=child_env(where / "tmp"))
+        check = sparkify("check", "--target", target, workdir=where, env=self._env(where / "tmp"))
+        converge = sparkify(*self.scenario.run_args(target), workdir=where, env=self._env(where / "tmp"))
         converged = converge.code == 0 and read_state(target).same_data(ref.after)
         if check.code != 0:
             detail += f" check failed: {check.output[-1500:]}"

@@ -69,3 +69,13 @@ def test_scenarios_are_data():
     assert by_name(["duckdb"])[0].argv[-1] == "--json"
     assert [parse_scale(s) for s in ("sample", "catalogue", "100k", "1m", "10m", "2500")] == [
         None, 0, 100_000, 10**6, 10**7, 2500]
+
+
+def test_engine_profile_names_the_statements(tmp_path: Path, sample: Path):
+    done = subprocess.run([sys.executable, "-m", "bench.profile_engine", str(sample), "--target",
+                           str(tmp_path / "p" / "star.duckdb"), "--top", "3"],
+                          cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "8,056 events" in done.stdout
+    assert all(f"{stage}:" in done.stdout for stage in ("songs", "events", "star", "load"))
+    assert "CREATE" in done.stdout or "INSERT" in done.stdout

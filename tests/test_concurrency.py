@@ -17,14 +17,13 @@ import os
 import shutil
 import signal
 import time
-import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import TARGET_KINDS
-from tests.killharness import Child, child_env, read_state, sparkify
+from tests.killharness import Child, Targets, child_env, read_state, sparkify
 
 SONG_FILES = 71
 
@@ -44,34 +43,10 @@ def halves(sample: Path, tmp_path: Path) -> dict[str, Path]:
 
 
 @pytest.fixture()
-def make_target(request, tmp_path: Path):
-    """A factory of fresh targets of the test's kind; PostgreSQL databases are dropped afterwards."""
-    kind = request.node.callspec.params["kind"]
-    dbs: list[str] = []
-
-    def make(name: str) -> str:
-        if kind == "duckdb":
-            return str(tmp_path / f"{name}.duckdb")
-        if kind == "lake":
-            return str(tmp_path / name)
-        if kind == "s3lake":
-            return f"s3://{request.getfixturevalue('s3_bucket')}/{name}"
-        import psycopg
-
-        server = request.getfixturevalue("pg_server")
-        db = f"t_conc_{uuid.uuid4().hex[:10]}"
-        with psycopg.connect(server, autocommit=True) as con:
-            con.execute(f'CREATE DATABASE "{db}"')
-        dbs.append(db)
-        return server.rsplit("/", 1)[0] + "/" + db
-
-    yield make
-    if dbs:
-        import psycopg
-
-        with psycopg.connect(request.getfixturevalue("pg_server"), autocommit=True) as con:
-            for db in dbs:
-                con.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+def make_target(request, tmp_path: Path) -> Iterator[Targets]:
+    targets = Targets(request, request.node.callspec.params["kind"], tmp_path / "targets")
+    yield targets
+    targets.close()
 
 
 def _posix_or_flock_held(path: str, pid: int) -> bool:

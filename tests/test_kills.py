@@ -10,8 +10,7 @@ and records the outcomes in RELIABILITY.md.
 from __future__ import annotations
 
 import os
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,6 +21,7 @@ from tests.killharness import (
     TRIALS_HEADER,
     Campaign,
     Scenario,
+    Targets,
     failures,
     phases_row,
     stamp,
@@ -42,41 +42,10 @@ def scenario(sample: Path, tmp_path: Path) -> Scenario:
 
 
 @pytest.fixture()
-def make_target(request, tmp_path: Path) -> Iterator[Callable[[str], str]]:
-    """A factory of fresh, empty targets of the test's kind, each named for its trial."""
-    kind = request.node.callspec.params["kind"]
-    created: list[str] = []
-    if kind == "postgres":
-        import psycopg
-
-        server = request.getfixturevalue("pg_server")
-
-        def make(name: str) -> str:
-            db = f"t_kill_{uuid.uuid4().hex[:10]}"
-            with psycopg.connect(server, autocommit=True) as con:
-                con.execute(f'CREATE DATABASE "{db}"')
-            created.append(db)
-            return server.rsplit("/", 1)[0] + "/" + db
-    elif kind == "s3lake":
-        bucket = request.getfixturevalue("s3_bucket")
-
-        def make(name: str) -> str:
-            return f"s3://{bucket}/{name}?lock_lease={S3_LEASE}"
-    elif kind == "lake":
-        def make(name: str) -> str:
-            return str(tmp_path / "targets" / name)
-    else:
-        def make(name: str) -> str:
-            (tmp_path / "targets").mkdir(exist_ok=True)
-            return str(tmp_path / "targets" / f"{name}.duckdb")
-
-    yield make
-    if created:
-        import psycopg
-
-        with psycopg.connect(request.getfixturevalue("pg_server"), autocommit=True) as con:
-            for db in created:
-                con.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+def make_target(request, tmp_path: Path) -> Iterator[Targets]:
+    targets = Targets(request, request.node.callspec.params["kind"], tmp_path / "targets", f"?lock_lease={S3_LEASE}")
+    yield targets
+    targets.close()
 
 
 def _campaign(kind: str, scenario: Scenario, make_target, tmp_path: Path, count: int):

@@ -578,9 +578,12 @@ def test_merge_sends_exactly_this_sql():
     assert b"".join(copied) == pgcopy.SIGNATURE + SONGPLAY_ROW + struct.pack("!h", -1)
     assert (
         'INSERT INTO "an"."songplays" ("songplay_id", "start_time", "user_id", "level", "song_id", "artist_id", '
-        '"session_id", "location", "user_agent") SELECT s."songplay_id", s."start_time", s."user_id", s."level", '
-        's."song_id", s."artist_id", s."session_id", s."location", s."user_agent" FROM pg_temp."b_songplays" s '
-        'WHERE NOT EXISTS (SELECT 1 FROM "an"."songplays" x WHERE x."songplay_id" = s."songplay_id")') in statements
+        '"session_id", "location", "user_agent") SELECT "songplay_id", "start_time", "user_id", "level", '
+        '"song_id", "artist_id", "session_id", "location", "user_agent" FROM pg_temp."b_songplays" '
+        'ON CONFLICT ("songplay_id") DO NOTHING') in statements
+    assert ('INSERT INTO "an"."time" ("start_time", "hour", "day", "week", "month", "year", "weekday") '
+            'SELECT "start_time", "hour", "day", "week", "month", "year", "weekday" FROM pg_temp."b_time" '
+            'ON CONFLICT ("start_time") DO NOTHING') in statements
     assert (
         'INSERT INTO "an"."users" ("user_id", "first_name", "last_name", "gender", "level") '
         'SELECT "user_id", "first_name", "last_name", "gender", "level" FROM (SELECT b.* FROM pg_temp."b_users" b '

@@ -61,6 +61,8 @@ def process_song_file(cur, path: str) -> None:
 
 def process_log_file(cur, path: str) -> int:
     df = pd.read_json(path, lines=True)
+    if df.empty:
+        return 0
     df = df[df["page"] == "NextSong"]
     t = pd.to_datetime(df["ts"], unit="ms")
     time_df = pd.DataFrame({"start_time": t, "hour": t.dt.hour, "day": t.dt.day,

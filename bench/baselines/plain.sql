@@ -4,11 +4,12 @@
 SET preserve_insertion_order = false;
 SET TimeZone = 'UTC';
 
+-- One small file per song: read_text + json_transform (read_json spends ~1 ms per file here).
 CREATE TEMP TABLE staging_songs AS
-SELECT * FROM read_json(getvariable('songs'), format = 'auto', columns = {
-    song_id: 'VARCHAR', title: 'VARCHAR', artist_id: 'VARCHAR', artist_name: 'VARCHAR',
-    artist_location: 'VARCHAR', artist_latitude: 'DOUBLE', artist_longitude: 'DOUBLE',
-    duration: 'DOUBLE', year: 'INTEGER'}, ignore_errors = true);
+SELECT unnest(json_transform(content, '{"song_id": "VARCHAR", "title": "VARCHAR", "artist_id": "VARCHAR",
+    "artist_name": "VARCHAR", "artist_location": "VARCHAR", "artist_latitude": "DOUBLE",
+    "artist_longitude": "DOUBLE", "duration": "DOUBLE", "year": "INTEGER"}'))
+FROM read_text(getvariable('songs'));
 
 CREATE TEMP TABLE staging_events AS
 SELECT * FROM read_json(getvariable('logs'), format = 'newline_delimited', columns = {

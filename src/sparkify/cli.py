@@ -43,6 +43,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--max-rejects", help="fail, writing nothing, above N rejected records or P%%")
     run.add_argument("--memory-limit", help="DuckDB memory limit (default 600MB); the rest spills to disk")
     run.add_argument("--json", action="store_true", help="print the summary as one JSON object on stdout")
+    run.add_argument("--pushdown", action="store_true", help="PostgreSQL: compute the star inside the server")
+    run.add_argument("--dry-run", action="store_true", help="SQL targets: print the statements, run nothing")
 
     check = sub.add_parser("check", help="data-quality checks; exit 1 if any fails")
     check.add_argument("--target")
@@ -57,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     schema = sub.add_parser("schema", help="create the tables (with --reset: drop and recreate them)")
     schema.add_argument("--target")
     schema.add_argument("--reset", action="store_true")
+    schema.add_argument("--dry-run", action="store_true", help="print the statements, run nothing")
 
     for name, module in EXTRA_COMMANDS.items():
         try:
@@ -80,9 +83,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     for key in ("songs", "logs"):
         if not s.get(key):
             raise config.ConfigError(f"--{key} is required (or set {key} in sparkify.toml or SPARKIFY_{key.upper()})")
-    target = open_target(s["target"], s["target_options"])
+    from sparkify.targets import pushdown
+
+    target = pushdown.open_target(s["target"], s["target_options"], args.pushdown, args.dry_run)
     progress = Progress(err_console)
-    summary = pipeline.run(
+    summary = (pushdown.runner(target) or pipeline.run)(
         target, s["songs"], s["logs"],
         full_refresh=str(s.get("full_refresh", "")).lower() in ("1", "true", "yes"),
         max_rejects=pipeline.RejectLimit.parse(s.get("max_rejects")),
@@ -90,6 +95,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         engine_name=s["engine"],
         engine_options={**s.get("engine_options", {}), **({"master": args.spark_master} if args.spark_master else {})},
     )
+    if summary is None:  # --dry-run printed the statements
+        return 0
     _print_summary(summary)
     if args.json:
         sys.stdout.write(json.dumps(summary, sort_keys=True) + "\n")
@@ -182,8 +189,12 @@ def write_rows(columns: list[str], rows, fmt: str) -> None:
 
 def cmd_schema(args: argparse.Namespace) -> int:
     s = _settings(args, "target")
-    target = open_target(s["target"], s["target_options"])
+    from sparkify.targets import pushdown
+
+    target = pushdown.open_target(s["target"], s["target_options"], dry_run=args.dry_run)
     target.create_schema(reset=args.reset)
+    if args.dry_run:
+        return 0
     err_console.print(f"tables {'recreated' if args.reset else 'ready'} in {target.describe()}")
     return 0
 

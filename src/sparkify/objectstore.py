@@ -69,10 +69,11 @@ def settings(options: Mapping | None = None, env: Mapping | None = None) -> S3Se
 
 
 def _quiet() -> None:
-    """botocore logs every credential lookup at INFO; keep that for --verbose."""
-    if not logging.getLogger().isEnabledFor(logging.DEBUG):
-        for name in ("botocore", "aiobotocore", "s3fs"):
-            logging.getLogger(name).setLevel(logging.WARNING)
+    """botocore logs every credential lookup at INFO (kept for --verbose) and, at DEBUG, every request's
+    headers with the session token in them: never shown."""
+    verbose = logging.getLogger().isEnabledFor(logging.DEBUG)
+    for name in ("botocore", "aiobotocore", "s3fs"):
+        logging.getLogger(name).setLevel(logging.INFO if verbose else logging.WARNING)
 
 
 def filesystem(s: S3Settings | None = None) -> s3fs.S3FileSystem:
@@ -155,6 +156,13 @@ def _source_error(url: str, exc: Exception) -> SourceError:
     return SourceError(f"cannot list {url}: {exc}")
 
 
+def _forget(fs, path: str) -> None:
+    """Drop cached listings of `path`, its parents and everything under it: a new run lists afresh."""
+    fs.invalidate_cache(path)
+    for cached in [k for k in fs.dircache if k.startswith(path.rstrip("/") + "/")]:
+        fs.dircache.pop(cached, None)
+
+
 def list_files(source: str, s: S3Settings | None = None) -> list[SourceFile]:
     """Every *.json object under an s3:// prefix (or matching a glob), sorted by path.
 
@@ -164,7 +172,7 @@ def list_files(source: str, s: S3Settings | None = None) -> list[SourceFile]:
     fs = filesystem(s)
     bucket, key = split_url(source)
     path = f"{bucket}/{key}" if key else bucket
-    fs.invalidate_cache(path)  # list afresh; the listing then serves the engine's reads
+    _forget(fs, path)
     try:
         if any(ch in key for ch in "*?["):
             found = fs.glob(path, detail=True)

@@ -188,7 +188,7 @@ def _catalogue_charts(data: dict[str, Rows]) -> list[str]:
             empty=none), "See the match rate above."),
         _figure("Top locations", hbar_chart(
             "Top locations", [r["location"] for r in data["top_locations"]],
-            [r["plays"] for r in data["top_locations"]], max_label=44), wide=True),
+            [r["plays"] for r in data["top_locations"]], max_label=44, width=620), wide=True),
     ]
 
 

@@ -18,8 +18,8 @@ MUTED = "#616e7c"
 GRID = "#d9dee4"
 BLUE = "#2f6db5"
 ORANGE = "#d9711c"
-CHAR_WIDTH = 6.6
-"""Rough width of one 12px character, to size label columns without a font engine."""
+CHAR_WIDTH = 7.2
+"""Generous width of one 12px character (DejaVu Sans is wide), to size label columns without a font engine."""
 
 Formatter = Callable[[float], str]
 
@@ -70,8 +70,8 @@ def bar_chart(
     color: str = BLUE,
     colors: Sequence[str] | None = None,
     fmt: Formatter = thousands,
-    width: int = 560,
-    height: int = 250,
+    width: int = 440,
+    height: int = 230,
     value_labels: bool | None = None,
     empty: str = "no data",
 ) -> str:
@@ -117,15 +117,15 @@ def hbar_chart(
     color: str = BLUE,
     colors: Sequence[str] | None = None,
     fmt: Formatter = thousands,
-    width: int = 560,
-    max_label: int = 38,
+    width: int = 440,
+    max_label: int = 30,
     empty: str = "no data",
 ) -> str:
     """Horizontal bars, for ranked lists whose labels are long (songs, places, browsers)."""
     if not values:
         return _empty(title, width, empty)
     shown = [_truncate(label, max_label) for label in labels]
-    left = 12 + CHAR_WIDTH * max(len(label) for label in shown)
+    left = 16 + CHAR_WIDTH * max(len(label) for label in shown)
     value_room = 12 + CHAR_WIDTH * max(len(fmt(v)) for v in values)
     row, top, bottom = 26, 8, 8
     height = int(top + row * len(values) + bottom)
@@ -158,8 +158,8 @@ def line_chart(
     description: str = "",
     color: str = BLUE,
     fmt: Formatter = thousands,
-    width: int = 560,
-    height: int = 250,
+    width: int = 440,
+    height: int = 230,
     empty: str = "no data",
 ) -> str:
     """One series over time on a zero-based axis, with a dot per point."""

@@ -56,11 +56,11 @@ def non_ascii(col: Column) -> Column:
 
 
 def bare(col: Column) -> Column:
-    """records' sp_bare: trimmed, one pair of wrapping quotes removed, '' as NULL."""
-    t = F.btrim(col, F.lit(WHITESPACE))
+    """records' sp_bare: trimmed (spaces, normalize.WHITESPACE), one pair of wrapping quotes removed, '' as NULL."""
+    assert WHITESPACE == " ", "Spark's one-argument trim strips spaces only"
+    t = F.trim(col)
     wrapped = (F.length(t) >= 2) & t.startswith('"') & t.endswith('"')
-    inner = F.btrim(t.substr(F.lit(2), F.length(t) - 2), F.lit(WHITESPACE))
-    return F.nullif(F.when(wrapped, inner).otherwise(t), F.lit(""))
+    return F.nullif(F.when(wrapped, F.trim(t.substr(F.lit(2), F.length(t) - 2))).otherwise(t), F.lit(""))
 
 
 def integer(bare_text: Column) -> Column:
@@ -68,16 +68,14 @@ def integer(bare_text: Column) -> Column:
     return F.when(full_match(bare_text, INTEGER_PATTERN), F.substring_index(bare_text, ".", 1).try_cast("bigint"))
 
 
-def _finite_double(text: Column) -> Column:
-    value = F.regexp_replace(F.regexp_replace(F.btrim(text, F.lit(" \t\n\x0b\x0c\r")), "_", ""),
-                             "^\\+-", "-").try_cast("double")
-    finite = ~F.isnan(value) & (F.abs(value) != F.lit(float("inf")))
-    return F.when(text.rlike(DUCKDB_DOUBLE) & finite, value)
+def duckdb_double(text: Column) -> Column:
+    """TRY_CAST(text AS DOUBLE) as DuckDB does it (digit separators, '+-5'), possibly not finite."""
+    return F.when(text.rlike(DUCKDB_DOUBLE),
+                  F.replace(F.replace(text, F.lit("_"), F.lit("")), F.lit("+-"), F.lit("-")).try_cast("double"))
 
 
-def double(text: Column, bare_text: Column) -> Column:
-    """records' double typing: the text as read, else bare, as a finite number."""
-    return F.coalesce(_finite_double(text), _finite_double(bare_text))
+def finite(value: Column) -> Column:
+    return F.when(~F.isnan(value) & (F.abs(value) != F.lit(float("inf"))), value)
 
 
 def _variant_type(raw: Column, key: str) -> Column:
@@ -86,28 +84,27 @@ def _variant_type(raw: Column, key: str) -> Column:
 
 
 def _python_float(java: Column) -> Column:
-    """A float Java wrote as d.dddEn, as DuckDB (and Python's repr) write it."""
-    sign, first, frac = (F.regexp_extract(java, _JAVA_SCI, i) for i in (1, 2, 3))
-    exp = F.regexp_extract(java, _JAVA_SCI, 4).cast("int")
-    digits = F.regexp_replace(F.concat(first, frac), "0+$", "")
-    n = F.length(digits)
-    fixed_large = F.when(n <= exp + 1, F.concat(digits, F.repeat(F.lit("0"), exp + 1 - n), F.lit(".0"))).otherwise(
-        F.concat(digits.substr(F.lit(1), exp + 1), F.lit("."), digits.substr(exp + 2, F.lit(1 << 20))))
-    fixed_small = F.concat(F.lit("0."), F.repeat(F.lit("0"), -exp - 1), digits)
-    sci = F.concat(first, F.when(n > 1, F.concat(F.lit("."), digits.substr(F.lit(2), n))).otherwise(F.lit("")),
-                   F.lit("e"), F.when(exp < 0, F.lit("-")).otherwise(F.lit("+")),
-                   F.lpad(F.abs(exp).cast("string"), 2, "0"))
-    body = F.when(exp.between(7, 15), fixed_large).when(exp.between(-4, -1), fixed_small).otherwise(sci)
-    return F.concat(sign, body)
+    """A float Java wrote as d.dddEn, as DuckDB (and Python's repr) write it: 1e-05, 12345678.0, 1e+22."""
+    fixed = F.regexp_replace(F.regexp_replace(java.try_cast("decimal(38,21)").cast("string"), "0+$", ""),
+                             "\\.$", ".0")
+    sci = F.regexp_replace(F.regexp_replace(F.regexp_replace(java, "\\.0E", "E"), "E([0-9])", "e+$1"),
+                           "E-", "e-")
+    magnitude = F.abs(java.try_cast("double"))
+    return F.when((magnitude >= 1e-4) & (magnitude < 1e16), fixed).otherwise(
+        F.regexp_replace(sci, "e([+-])([0-9])$", "e$10$2"))
 
 
 def as_read(value: Column, raw: Column, key: str) -> Column:
-    """A field's text as DuckDB's from_json gives it, from Jackson's: numbers written the same way."""
+    """A field's text as DuckDB's from_json gives it, from Jackson's: numbers written the same way.
+
+    Jackson writes a float as Java does (1.0E-5) and an overflowing one as
+    "Infinity"; DuckDB writes Python's repr and keeps an overflow's text. The
+    line's own token for the key tells a number from a string that looks like one.
+    """
+    token = F.regexp_extract(raw, f'"\\Q{key}\\E"\\s*:\\s*(-?[0-9][0-9.eE+-]*)', 1)
     java_float = value.contains("E") & value.rlike(_JAVA_SCI)
     overflow = value.startswith('"') & value.isin('"Infinity"', '"-Infinity"')
-    token = F.regexp_extract(raw, f'"\\Q{key}\\E"\\s*:\\s*(-?[0-9][0-9.eE+-]*)', 1)
-    vtype = _variant_type(raw, key)
-    return (F.when(java_float & (vtype.startswith("DECIMAL") | (vtype == "DOUBLE")), _python_float(value))
+    return (F.when(java_float & (token != ""), _python_float(value))
             .when(overflow & (token != ""), token)
             .otherwise(value))
 
@@ -121,7 +118,7 @@ def single_value(text: Column) -> Column:
 
 def is_object_text(text: Column) -> Column:
     """DuckDB's `json_valid(text) AND json_type(text) = 'OBJECT'`."""
-    return F.ltrim(text, F.lit(JSON_WS)).startswith("{") & single_value(text)
+    return F.btrim(text, F.lit(JSON_WS)).startswith("{") & single_value(text)
 
 
 def _decimal(n: int) -> Column:
@@ -158,18 +155,21 @@ def read_fields(lines: DataFrame, fields: tuple[Field, ...]) -> DataFrame:
     expression into every place that uses it.
     """
     raw = F.col("raw")
-    end = F.length(F.rtrim(raw, F.lit(JSON_WS)))
-    one_value = F.when(F.instr(raw, "}") < end, single_value(raw)).otherwise(F.lit(True))
+    body = F.btrim(raw, F.lit(JSON_WS))
+    one_value = F.when(F.instr(body, "}") < F.length(body), single_value(raw)).otherwise(F.lit(True))
     j = lines.select("*", F.from_json(raw, struct_schema(fields), JSON_OPTIONS).alias("_j"))
-    parsed = F.col(f"_j.{CORRUPT}").isNull() & F.ltrim(raw, F.lit(WHITESPACE)).startswith("{") & one_value
+    parsed = F.col(f"_j.{CORRUPT}").isNull() & F.ltrim(raw).startswith("{") & one_value
     keep = [c for c in lines.columns]
     a = j.select(*keep, parsed.alias("parsed"),
                  *(as_read(F.col(f"_j.`{f.key}`"), raw, f.key).alias(f"a_{f.name}") for f in fields))
     numbers = [f for f in fields if f.type != "text"]
     b = a.select("*", *(bare(F.col(f"a_{f.name}")).alias(f"b_{f.name}") for f in numbers))
-    typed = b.select("*", *((integer(F.col(f"b_{f.name}")) if f.type == "int"
-                             else double(F.col(f"a_{f.name}"), F.col(f"b_{f.name}"))).alias(f.name)
-                            for f in numbers))
+    doubles = [f for f in numbers if f.type == "double"]
+    cast = b.select("*", *(duckdb_double(F.col(f"{p}_{f.name}")).alias(f"{p}d_{f.name}")
+                           for f in doubles for p in ("a", "b")))
+    typed = cast.select("*", *((integer(F.col(f"b_{f.name}")) if f.type == "int"
+                                else F.coalesce(finite(F.col(f"ad_{f.name}")), finite(F.col(f"bd_{f.name}"))))
+                               .alias(f.name) for f in numbers))
     problems = []
     for f in fields:
         text = F.col(f"a_{f.name}")
@@ -188,7 +188,8 @@ def read_fields(lines: DataFrame, fields: tuple[Field, ...]) -> DataFrame:
         F.concat(F.lit("not a JSON object, but "), _json_type(raw)))
     problem = F.when(~F.col("parsed"), not_object).otherwise(F.coalesce(*problems))
     out = typed.select("*", problem.alias("problem"))
-    return out.drop(*(f"a_{f.name}" for f in numbers), *(f"b_{f.name}" for f in numbers))
+    return out.drop(*(f"{p}_{f.name}" for f in numbers for p in ("a", "b")),
+                    *(f"{p}d_{f.name}" for f in doubles for p in ("a", "b")))
 
 
 def with_errors(df: DataFrame, fields: tuple[Field, ...], required: tuple[str, ...]) -> DataFrame:

@@ -175,11 +175,19 @@ class LakeTarget(Target):
             self._lock.check()
             self.store.commit(new, written)
         except BaseException:
-            self.store.discard(new, written)
+            self._discard(new, written)
             raise
         log.debug("published version %s of %s (%d new files)", new.id, self.store.display, len(written))
         self._base = new
         self._close_reader()
+        self.store.collect(new)
+
+    def _discard(self, new: Manifest, written: list[str]) -> None:
+        """Best effort after a failure: what is left is removed by the next run anyway."""
+        try:
+            self.store.discard(new, written)
+        except Exception as exc:  # never hide the failure that brought us here
+            log.warning("could not remove the files of the failed run (%s); the next run will", exc)
 
     def create_schema(self, reset: bool = False) -> None:
         with self.session():

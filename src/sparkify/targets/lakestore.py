@@ -119,7 +119,7 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def prepare(self) -> None:
-        """Under the lock, before a run: refuse a foreign folder, remove what killed runs left."""
+        """Under the lock, before a run: remove what killed runs left (and refuse what is not a lake)."""
 
     @abc.abstractmethod
     def current(self) -> Manifest | None:
@@ -152,7 +152,11 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def commit(self, new: Manifest, written: list[str]) -> None:
-        """Make `new` the live version in one atomic step, then drop what no reader needs."""
+        """Make `new` the live version in one atomic step."""
+
+    @abc.abstractmethod
+    def collect(self, live: Manifest | None) -> None:
+        """Remove what no reader of `live` (or, on disk, of the versions kept before it) needs."""
 
     @abc.abstractmethod
     def discard(self, new: Manifest, written: list[str]) -> None:
@@ -198,16 +202,16 @@ class LocalStore(Store):
     def lock(self, timeout: float, lease: float):
         from sparkify.targets.lakelock import LocalLock
 
+        if os.path.isdir(self.root) and not os.path.isdir(self._path(self.VERSIONS)) and \
+                [n for n in os.listdir(self.root) if n != self.LOCK]:
+            raise TargetError(f"{self.root} is not empty and not a sparkify lake; choose an empty or new directory")
         os.makedirs(self.root, exist_ok=True)
         return LocalLock(self._path(self.LOCK), timeout, f"lake {self.root}")
 
     def prepare(self) -> None:
-        ours = os.path.isdir(self._path(self.VERSIONS))
-        if not ours and [n for n in os.listdir(self.root) if n != self.LOCK]:
-            raise TargetError(f"{self.root} is not empty and not a sparkify lake; choose an empty or new directory")
         os.makedirs(self._path(self.VERSIONS), exist_ok=True)
         os.makedirs(self._path(self.TABLES), exist_ok=True)
-        self._collect()
+        self.collect(self.current())
 
     def current(self) -> Manifest | None:
         link = self._path(self.CURRENT)
@@ -259,7 +263,6 @@ class LocalStore(Store):
         os.replace(tmp, self._path(self.CURRENT))  # the commit
         if self.fsync:
             _fsync_dir(self.root)
-        self._collect()
 
     def discard(self, new: Manifest, written: list[str]) -> None:
         shutil.rmtree(self._path(self.VERSIONS, new.id), ignore_errors=True)
@@ -275,12 +278,12 @@ class LocalStore(Store):
             raise TargetError(f"{link} exists and is not sparkify's link to the live version; move it away")
         os.symlink(target, link)
 
-    def _collect(self) -> None:
+    def collect(self, live: Manifest | None) -> None:
         """Remove versions no reader should need (all but the live one and `keep_versions` before it),
         the table trees only they used, and whatever a killed run left."""
         versions: set[str] = set()
         trees: set[tuple[str, str]] = set()
-        manifest = self.current()
+        manifest = live
         while manifest is not None and len(versions) <= self.keep_versions:
             versions.add(manifest.id)
             trees |= set(manifest.dirs.items())
@@ -349,7 +352,7 @@ class S3Store(Store):
                 raise TargetError(f"{self.display} holds other objects and is not a sparkify lake; "
                                   "choose an empty prefix")
             self.client.put_object(Bucket=self.bucket, Key=marker, Body=b"sparkify lake\n")
-        self._collect(self.current())
+        self.collect(self.current())
 
     def current(self) -> Manifest | None:
         from botocore.exceptions import ClientError
@@ -390,13 +393,12 @@ class S3Store(Store):
                                   "published (the next run removes this run's files)") from exc
             raise
         self._etag = response["ETag"]
-        self._collect(new)
 
     def discard(self, new: Manifest, written: list[str]) -> None:
         bucket_prefix = f"{self.bucket}/"
         self._delete([p[len(bucket_prefix):] for p in written])
 
-    def _collect(self, live: Manifest | None) -> None:
+    def collect(self, live: Manifest | None) -> None:
         """Delete table files the live version does not list: a killed run's, or superseded ones."""
         listed = {self._key(path) for path in live_paths(live)} if live else set()
         control = self._key(self.CONTROL) + "/"

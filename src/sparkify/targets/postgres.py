@@ -422,7 +422,7 @@ class PostgresTarget(Target):
                 cur, f"COPY {self.stage(name)} ({names}) FROM STDIN (FORMAT BINARY)", reader))
             cur.execute(f"ANALYZE {self.stage(name)}")
         inserted = 0
-        for purpose, statement in SqlMerge(DIALECT.quote, self.table, self.stage).statements():
+        for purpose, statement in SqlMerge(DIALECT.quote, self.table, self.stage, anti_join=False).statements():
             self._timed(f"merge {purpose}", lambda: cur.execute(statement))
             if purpose == "songplays":
                 inserted = cur.rowcount

@@ -1,0 +1,370 @@
+"""Redshift target and the in-warehouse path.
+
+There is no Redshift here: the Redshift statements are pinned with a fake
+connection and parsed with sqlglot's redshift dialect; the staging-to-star
+SQL they share with PostgreSQL runs on the real PostgreSQL server (staging
+filled by COPY FROM STDIN from the raw files) and must equal the DuckDB
+engine row for row, on the real sample and on a noisy generated dataset.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from pathlib import Path
+
+import boto3
+import psycopg
+import pytest
+import sqlglot
+
+from sparkify import cli
+from sparkify.normalize import clean_text
+from sparkify.records import EVENT_FIELDS
+from sparkify.targets import open_target
+from sparkify.targets import redshift_sql as sql
+from sparkify.targets.pushdown import PushdownPostgresTarget, Step, strip_pushdown
+from sparkify.targets.redshift import RedshiftTarget
+from sparkify.targets.redshift_lambda import handler
+from tests.conftest import balanced, run_cli, run_json, star_rows
+
+ROLE = "arn:aws:iam::123456789012:role/dwhRole"
+URL = f"redshift://awsuser@dwh.abc123.us-west-2.redshift.amazonaws.com:5439/dev?iam_role={ROLE}&region=us-west-2"
+
+
+def _redshift(staging: str = "s3://sparkify-staging/runs", **extra) -> RedshiftTarget:
+    return RedshiftTarget.from_url(f"{URL}&staging={staging}", extra, env={})
+
+
+def _parse_redshift(statements: list[str], caplog) -> None:
+    """Every statement parses under sqlglot's redshift dialect, none falls back to an opaque Command."""
+    caplog.set_level(logging.WARNING, logger="sqlglot")
+    for text in statements:
+        for tree in sqlglot.parse(text, read="redshift"):
+            assert not isinstance(tree, sqlglot.exp.Command), text[:120]
+    assert not [r for r in caplog.records if r.name == "sqlglot"], [r.getMessage() for r in caplog.records]
+
+
+# -- configuration -----------------------------------------------------------------
+
+
+def test_url_options_toml_and_environment(monkeypatch):
+    t = _redshift()
+    assert (t.iam_role, t.region, t.staging, t.schema) == (ROLE, "us-west-2", "s3://sparkify-staging/runs", "public")
+    assert t.url == "postgresql://awsuser@dwh.abc123.us-west-2.redshift.amazonaws.com:5439/dev"
+    bare = "redshift://u@h:5439/dev"
+    from_options = RedshiftTarget.from_url(bare, {"iam_role": ROLE, "staging": "s3://abc/x", "schema": "dwh"}, env={})
+    assert (from_options.iam_role, from_options.schema, from_options.region) == (ROLE, "dwh", None)
+    env = {"SPARKIFY_REDSHIFT_IAM_ROLE": ROLE, "SPARKIFY_REDSHIFT_STAGING": "s3://abc/y"}
+    assert RedshiftTarget.from_url(bare, {}, env=env).staging == "s3://abc/y"
+    monkeypatch.setenv("SPARKIFY_REDSHIFT_IAM_ROLE", ROLE)
+    monkeypatch.setenv("SPARKIFY_REDSHIFT_STAGING", "s3://abc/z")
+    assert isinstance(open_target(bare), RedshiftTarget)
+
+
+def test_bad_options_are_refused_not_pasted_into_sql():
+    from sparkify.targets.base import TargetError
+
+    with pytest.raises(TargetError, match="iam_role"):
+        RedshiftTarget.from_url("redshift://u@h/dev?staging=s3://abc/x", {}, env={})
+    with pytest.raises(TargetError, match="staging is not valid"):
+        _redshift("s3://abc/x'; DROP TABLE users; --")
+
+
+def test_the_password_is_never_shown():
+    t = RedshiftTarget.from_url(f"redshift://awsuser:s3cr3t@h:5439/dev?iam_role={ROLE}&staging=s3://abc/x", {}, env={})
+    assert "s3cr3t" not in t.describe() and "***" in t.describe()
+    assert "s3cr3t" not in t._scrub(f"connection to {t.url} failed for s3cr3t")
+
+
+# -- generated statements ---------------------------------------------------------
+
+
+def test_ddl_distribution_sort_and_informational_keys(caplog):
+    ddl = sql.redshift_ddl("dwh")
+    songplays = next(s for s in ddl if '"songplays" (' in s)
+    assert songplays.endswith(') DISTKEY ("user_id") COMPOUND SORTKEY ("start_time")')
+    assert 'PRIMARY KEY ("songplay_id")' in songplays
+    assert 'FOREIGN KEY ("song_id") REFERENCES "dwh"."songs" ("song_id")' in songplays
+    for small in ("artists", "songs", "users"):
+        assert re.search(rf'"{small}" \(.*\) DISTSTYLE ALL SORTKEY', next(s for s in ddl if f'"{small}" (' in s), re.S)
+    assert '"start_time" TIMESTAMPTZ NOT NULL' in songplays and '"location" VARCHAR(65535)' in songplays
+    _parse_redshift(ddl + sql.redshift_drop("dwh"), caplog)
+
+
+def test_jsonpaths_follow_the_event_fields_and_the_original_file(sample):
+    paths = sql.jsonpaths()["jsonpaths"]
+    original = json.loads((sample / "log_json_path.json").read_text())["jsonpaths"]
+    expected = ["$['ts']", "$['userId']", "$['sessionId']", "$['itemInSession']", "$['page']", "$['level']",
+                "$['firstName']", "$['lastName']", "$['gender']", "$['location']", "$['userAgent']",
+                "$['song']", "$['artist']", "$['length']"]
+    assert paths == expected
+    assert set(paths) <= set(original)  # the same spelling as the original, without the unused fields
+    assert len(paths) == len(EVENT_FIELDS)
+
+
+def test_copy_statements_are_pinned(caplog):
+    s = sql.CopySettings(ROLE, "us-west-2", "s3://abc/p/jsonpaths/staging_events.json", 500)
+    events = sql.copy_events("s3://abc/p/r1/log.manifest", s)
+    assert events == (
+        'COPY staging_events ("ts", "user_id", "session_id", "item_in_session", "page", "level", "first_name", '
+        '"last_name", "gender", "location", "user_agent", "song", "artist", "length") '
+        f"FROM 's3://abc/p/r1/log.manifest' IAM_ROLE '{ROLE}' FORMAT AS JSON "
+        "'s3://abc/p/jsonpaths/staging_events.json' MANIFEST TIMEFORMAT 'epochmillisecs' BLANKSASNULL "
+        "TRUNCATECOLUMNS MAXERROR 500 REGION 'us-west-2'"
+    )
+    songs = sql.copy_songs("s3://abc/p/r1/song.manifest", s)
+    assert "FORMAT AS JSON 'auto' MANIFEST BLANKSASNULL MAXERROR 500" in songs
+    assert "TRUNCATECOLUMNS" not in songs
+    errors = sql.copy_errors("event")
+    assert "FROM stl_load_errors e" in errors[0] and "WHERE e.query = pg_last_copy_id()" in errors[0]
+    assert "FROM stl_load_commits WHERE query = pg_last_copy_id()" in errors[1]
+    _parse_redshift([events, songs, *errors], caplog)
+
+
+def test_songplay_id_is_one_small_dialect_function():
+    assert sql.REDSHIFT.songplay_id("x") == "STRTOL(LEFT(MD5(x), 15), 16)"
+    assert sql.POSTGRES.songplay_id("x") == "CAST(CAST('x' || LEFT(MD5(x), 15) AS BIT(60)) AS BIGINT)"
+
+
+def test_songplay_id_on_postgres_equals_the_first_15_hex_digits_of_md5(pg_url):
+    import hashlib
+
+    identity = "583|11|26|1542242481796"
+    expected = int(hashlib.md5(identity.encode()).hexdigest()[:15], 16)
+    with psycopg.connect(pg_url) as con:
+        got = con.execute(f"SELECT {sql.POSTGRES.songplay_id('%s')}", [identity]).fetchone()[0]
+    assert got == expected
+
+
+def test_the_whole_redshift_plan_parses_as_redshift(sample, caplog):
+    steps = _redshift().plan(str(sample / "song_data"), str(sample / "log_data"))
+    statements = [s.sql for s in steps if not s.sql.startswith("--")]
+    assert any(s.startswith("COPY staging_events") for s in statements)
+    assert any(s.startswith("MERGE INTO") for s in statements)
+    assert not any("ON CONFLICT" in s for s in statements)
+    _parse_redshift(statements, caplog)
+
+
+def test_lambda_udf_statements_name_the_function_and_role():
+    stmts = sql.text_functions(sql.REDSHIFT, "sparkify-text", ROLE)
+    assert stmts[0] == ("CREATE OR REPLACE EXTERNAL FUNCTION f_sparkify_clean (VARCHAR) RETURNS VARCHAR(65535) "
+                        f"STABLE LAMBDA 'sparkify-text' IAM_ROLE '{ROLE}'")
+
+
+def test_lambda_handler_runs_normalize():
+    event = {"external_function": "f_sparkify_clean", "arguments": [["BeyoncÃ©"], ['  "Caf\u00c3\u00a9" '], [None]]}
+    assert handler(event) == {"success": True, "num_records": 3, "results": ["Beyoncé", "Café", None]}
+    keyed = handler({"external_function": "public.f_sparkify_key", "arguments": [["MOTÖRHEAD"]]})
+    assert keyed["results"] == ["motörhead"]
+    assert handler({"arguments": []})["success"] is False
+
+
+# -- a Redshift run against a fake cluster, with the real S3 server ---------------------
+
+
+class FakeCursor:
+    """Records every statement; answers the few queries a run reads back."""
+
+    def __init__(self, log: list):
+        self.log, self.rowcount, self._rows = log, 0, []
+
+    def execute(self, text, params=None):
+        self.log.append((text, params))
+        answers = {sql.ACCOUNTING: [(0, 0, 0, 0, 0, 0, 0)], sql.FILTERED: []}
+        self._rows = answers.get(text, [(0,)] if text.startswith("SELECT COUNT(*)") else [])
+        return self
+
+    def fetchone(self):
+        return self._rows[0]
+
+    def fetchall(self):
+        return self._rows
+
+
+class FakeConnection:
+    def __init__(self):
+        self.log: list = []
+
+    def execute(self, text, params=None):
+        return FakeCursor(self.log).execute(text, params)
+
+    def cursor(self):
+        return FakeCursor(self.log)
+
+    def transaction(self):
+        from contextlib import nullcontext
+
+        self.log.append(("BEGIN", None))
+        return nullcontext()
+
+    def close(self):
+        pass
+
+
+def test_a_run_uploads_local_files_and_copies_them_in_one_transaction(s3_bucket, sample):
+    con = FakeConnection()
+    t = _redshift(f"s3://{s3_bucket}/stage")
+    t._connect_fn = lambda url, autocommit: con
+    songs = sample / "song_data" / "A" / "A" / "A"
+    t.run(str(songs), str(sample / "log_data"))
+    s3 = boto3.client("s3")
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=s3_bucket)["Contents"]}
+    assert f"stage/jsonpaths/{sql.STAGING_EVENTS}.json" in keys
+    paths = json.loads(s3.get_object(Bucket=s3_bucket, Key=f"stage/jsonpaths/{sql.STAGING_EVENTS}.json")
+                       ["Body"].read())["jsonpaths"]
+    assert paths[0] == "$['ts']" and len(paths) == 14
+    log_manifest = next(k for k in keys if k.endswith("/log.manifest"))
+    entries = json.loads(s3.get_object(Bucket=s3_bucket, Key=log_manifest)["Body"].read())["entries"]
+    assert len(entries) == 30 and all(e["mandatory"] for e in entries)
+    first = entries[0]["url"].split("/", 3)[3]
+    local = sorted((sample / "log_data").rglob("*.json"))[0]
+    assert s3.get_object(Bucket=s3_bucket, Key=first)["Body"].read() == local.read_bytes()
+    texts = [text for text, _ in con.log]
+    copies = [x for x in texts if x.startswith("COPY ")]
+    assert copies[0].startswith("COPY staging_events") and f"s3://{s3_bucket}/{log_manifest}" in copies[0]
+    assert copies[1].startswith("COPY staging_songs")
+    begins = [i for i, x in enumerate(texts) if x == "BEGIN"]
+    assert begins[-1] < texts.index(copies[0]) < texts.index(next(x for x in texts if x.startswith("MERGE")))
+    assert texts.index(next(x for x in texts if "_sparkify_runs" in x and x.startswith("INSERT"))) > begins[-1]
+    files = [p for text, p in con.log if text.startswith(f"INSERT INTO {sql.STAGED_FILES}")]
+    assert {p[0] for p in files} == {str(p) for p in (sample / "log_data").rglob("*.json")} | \
+        {str(p) for p in songs.rglob("*.json")}
+
+
+def test_s3_sources_are_copied_in_place(s3_bucket, sample):
+    s3 = boto3.client("s3")
+    for path in (sample / "log_data").rglob("*.json"):
+        s3.upload_file(str(path), s3_bucket, f"raw/log_data/{path.name}")
+    s3.upload_file(str(next((sample / "song_data").rglob("*.json"))), s3_bucket, "raw/song_data/one.json")
+    con = FakeConnection()
+    t = _redshift(f"s3://{s3_bucket}/stage")
+    t._connect_fn = lambda url, autocommit: con
+    t.run(f"s3://{s3_bucket}/raw/song_data", f"s3://{s3_bucket}/raw/log_data")
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=s3_bucket, Prefix="stage/")["Contents"]}
+    assert not [k for k in keys if "/log/" in k or "/song/" in k]  # nothing uploaded but manifests and JSONPaths
+    manifest = next(k for k in keys if k.endswith("/log.manifest"))
+    urls = [e["url"] for e in json.loads(s3.get_object(Bucket=s3_bucket, Key=manifest)["Body"].read())["entries"]]
+    assert urls[0] == f"s3://{s3_bucket}/raw/log_data/2018-11-01-events.json"
+
+
+# -- the shared SQL on the real PostgreSQL server --------------------------------------
+
+
+def _duck(data: Path, tmp_path: Path) -> tuple[str, dict]:
+    duck = str(tmp_path / "ref.duckdb")
+    return duck, run_json("--songs", data / "song_data", "--logs", data / "log_data", "--target", duck)
+
+
+def _pushdown(data: Path, pg_url: str, *extra: str) -> dict:
+    return run_json("--songs", data / "song_data", "--logs", data / "log_data", "--target", pg_url,
+                    "--pushdown", *extra)
+
+
+def _rejects(url: str) -> list[tuple]:
+    target = open_target(url)
+    try:
+        _, rows = target.query("SELECT kind, source_file, line FROM rejects ORDER BY 1, 2, 3")
+        return list(rows)
+    finally:
+        target.close()
+
+
+def test_pushdown_on_the_sample_equals_duckdb_row_for_row(pg_url, sample, tmp_path):
+    summary = _pushdown(sample, pg_url)
+    assert summary["engine"] == "postgresql (in-warehouse)" and balanced(summary)
+    assert summary["tables"] == {"songplays": 6820, "users": 97, "songs": 71, "artists": 69, "time": 6813}
+    duck, ref = _duck(sample, tmp_path)
+    assert summary["accounting"] == ref["accounting"]
+    assert star_rows(pg_url) == star_rows(duck)
+    rerun = _pushdown(sample, pg_url)
+    assert rerun["files"]["logs"] == {"new": 0, "skipped": 30}
+    assert star_rows(pg_url) == star_rows(duck)
+
+
+def test_pushdown_on_a_noisy_dataset_equals_duckdb(pg_url, tmp_path):
+    data = tmp_path / "noisy"
+    code, _ = run_cli("generate", "--out", data, "--events", "4000", "--songs", "400", "--seed", "7",
+                      "--dirty", "0.05", "--match-rate", "0.5")
+    assert code == 0
+    manifest = json.loads((data / "manifest.json").read_text())
+    summary = _pushdown(data, pg_url)
+    duck, ref = _duck(data, tmp_path)
+    assert balanced(summary) and summary["accounting"] == ref["accounting"]
+    assert summary["accounting"]["events"]["rejected"] > 0 and summary["accounting"]["songs"]["rejected"] > 0
+    assert json.dumps(manifest)  # the generator wrote its plan: the run above had planted rejects to meet
+    assert star_rows(pg_url) == star_rows(duck)
+    assert _rejects(pg_url) == _rejects(duck)
+
+
+def test_pushdown_increment_and_interplay_with_the_default_path(pg_url, sample_copy, tmp_path):
+    later = tmp_path / "later"
+    later.mkdir()
+    days = sorted((sample_copy / "log_data").rglob("*.json"))
+    for path in days[15:]:
+        path.rename(later / path.name)
+    run_json("--songs", sample_copy / "song_data", "--logs", sample_copy / "log_data", "--target", pg_url)
+    for path in later.iterdir():
+        path.rename(days[0].parent / path.name)
+    summary = _pushdown(sample_copy, pg_url)
+    assert summary["files"]["logs"] == {"new": 15, "skipped": 15} and balanced(summary)
+    duck, _ = _duck(sample_copy, tmp_path)
+    assert star_rows(pg_url) == star_rows(duck)
+
+
+def test_a_failed_pushdown_writes_nothing(pg_url, sample, monkeypatch):
+    from sparkify.targets import pushdown
+
+    _pushdown(sample, pg_url)
+    before = star_rows(pg_url)
+    broken = [*sql.merge_statements(sql.Names("public"))[:-1], ("files", "SELECT 1/0")]
+    monkeypatch.setattr(pushdown.sql, "merge_statements", lambda names: broken)
+    code, _ = run_cli("run", "--songs", sample / "song_data", "--logs", sample / "log_data", "--target", pg_url,
+                      "--pushdown", "--full-refresh")
+    assert code == 2
+    assert star_rows(pg_url) == before
+
+
+def test_redshift_sql_text_functions_on_postgres_show_the_mojibake_limit(pg_url, sample, tmp_path):
+    """Without the Lambda UDF, Redshift keeps mojibake as it came: only rows holding non-ASCII text differ."""
+
+    class AsciiOnly(PushdownPostgresTarget):
+        def setup_steps(self) -> list[Step]:
+            return [Step("f", s) for s in sql.text_functions(sql.REDSHIFT)] + \
+                   [Step("f", s) for s in sql.text_functions(sql.POSTGRES)[2:]] + \
+                   [Step("staging", s) for s in sql.staging_ddl()]
+
+    AsciiOnly.from_url(pg_url, {}).run(str(sample / "song_data"), str(sample / "log_data"))
+    duck, _ = _duck(sample, tmp_path)
+    got, ref = star_rows(pg_url), star_rows(duck)
+    for table in ref:
+        differ = set(got[table]) ^ set(ref[table])
+        assert all(any(isinstance(v, str) and not v.isascii() for v in row) for row in differ), table
+    broken = [r for r in got["songplays"] if r[8] and not r[8].isascii()] + \
+             [r for r in got["users"] if any(v and isinstance(v, str) and not v.isascii() for v in r)]
+    repaired = {clean_text(v) for r in broken for v in r if isinstance(v, str)}
+    assert broken and not any("Ã" in v for v in repaired if v)  # what the UDF would have repaired
+
+
+def test_pushdown_url_option_and_dry_runs(pg_url, capsys):
+    assert strip_pushdown(pg_url + "?pushdown=true&sslmode=disable") == pg_url + "?sslmode=disable"
+    assert cli.main(["schema", "--target", "postgresql://nobody@127.0.0.1:1/none", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert 'CREATE TABLE IF NOT EXISTS "public"."songplays"' in out and "FOREIGN KEY" in out
+    assert cli.main(["schema", "--target", f"{URL}&staging=s3://abc/x", "--dry-run", "--reset"]) == 0
+    out = capsys.readouterr().out
+    assert 'DROP TABLE IF EXISTS "public"."songplays";' in out and "DISTSTYLE ALL" in out
+
+
+def test_run_dry_run_prints_and_touches_nothing(sample, capsys):
+    args = ["run", "--songs", str(sample / "song_data"), "--logs", str(sample / "log_data"), "--dry-run"]
+    assert cli.main([*args, "--target", f"{URL}&staging=s3://abc/x"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("-- upload ") == 101 and "COPY staging_events" in out and "MERGE INTO" in out
+    unreachable = "postgresql://nobody@127.0.0.1:1/none"
+    assert cli.main([*args, "--target", unreachable, "--pushdown"]) == 0
+    out = capsys.readouterr().out
+    assert "CREATE TEMP TABLE b_songplays AS" in out and "BIT(60)" in out
+    assert cli.main([*args, "--target", unreachable]) == 0
+    assert "ON CONFLICT" in capsys.readouterr().out
