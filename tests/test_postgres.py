@@ -104,26 +104,42 @@ def test_full_load_equals_duckdb_row_for_row(pg_url, sample, tmp_path):
     assert start.utcoffset() == dt.timedelta(0)
 
 
-def test_increment_then_rerun_equal_duckdb_row_for_row(pg_url, sample_copy, tmp_path):
+@pytest.mark.parametrize("keys", ["rebuilt", "maintained"])
+def test_increment_then_rerun_equal_duckdb_row_for_row(keys, pg_url, sample_copy, tmp_path, caplog):
+    """Both ways an increment treats the keys: rebuilt after the merge (a large increment), or kept."""
+    config = tmp_path / "sparkify.toml"
+    config.write_text(f'[target]\nurl = "{pg_url}"\nrebuild_keys_above = {0 if keys == "rebuilt" else 1e9}\n')
     duck = str(tmp_path / "ref.duckdb")
     later = tmp_path / "later"
+
+    def run(target: str) -> dict:
+        args = ("--config", config, "run", *_args(sample_copy, target)[:4], "--json")
+        code, out = run_cli(*args, *(("--target", target) if target == duck else ()))
+        assert code == 0
+        return json.loads(out.strip().splitlines()[-1])
+
     _move_days(sample_copy, later, slice(15, None))
     for target in (pg_url, duck):
-        assert run_json(*_args(sample_copy, target))["files"]["logs"]["new"] == 15
+        assert run(target)["files"]["logs"]["new"] == 15
     half = snapshot(pg_url)
     assert half == snapshot(duck)
     assert 0 < len(half["songplays"]) < STAR_COUNTS["songplays"]
+    keys_before = _keys(pg_url)
 
     _move_back(later, sample_copy)
+    caplog.clear()
+    caplog.set_level("DEBUG", logger="sparkify.targets.postgres")
     for target in (pg_url, duck):
-        second = run_json(*_args(sample_copy, target))
+        second = run(target)
         assert second["files"]["logs"] == {"new": 15, "skipped": 15}
         assert balanced(second)
+    assert ("key songplays_start_time_fkey" in caplog.text) == (keys == "rebuilt")
     after = snapshot(pg_url)
     assert after == snapshot(duck)
     assert {t: len(after[t]) for t in STAR_COUNTS} == STAR_COUNTS
+    assert _keys(pg_url) == keys_before
 
-    rerun = run_json(*_args(sample_copy, pg_url))
+    rerun = run(pg_url)
     assert rerun["files"]["logs"] == {"new": 0, "skipped": 30}
     assert rerun["accounting"]["events"]["read"] == 0
     assert snapshot(pg_url) == after
@@ -481,16 +497,18 @@ class FakeCopy:
 
 
 class FakeCursor:
+    """Answers the two questions write() asks: is the star empty, how many songplays does it hold."""
+
     def __init__(self, log: list, empty: bool):
-        self.log, self.empty, self.rowcount = log, empty, 0
+        self.log, self.empty, self.rowcount, self.last = log, empty, 0, ""
 
     def execute(self, statement, params=None):
         self.log.append(statement if params is None else (statement, params))
-        self.rowcount = 1
+        self.rowcount, self.last = 1, statement
         return self
 
     def fetchone(self):
-        return (self.empty,)
+        return (1e9,) if "reltuples" in self.last else (self.empty,)
 
     def copy(self, statement):
         self.log.append(statement)
@@ -594,6 +612,7 @@ def test_merge_sends_exactly_this_sql():
         'coalesce(s.item_in_session, -9223372036854775808)))))) AS newer ON CONFLICT ("user_id") DO UPDATE SET '
         '"first_name" = excluded."first_name", "last_name" = excluded."last_name", "gender" = excluded."gender", '
         '"level" = excluded."level"') in statements
+    assert ('SELECT reltuples FROM pg_class WHERE oid = %s::regclass', ['"an"."songplays"']) in log
     staged = [s.split('"')[1] for s in statements if s.startswith("CREATE TEMP TABLE")]
     assert staged == ["b_artists", "b_songs", "b_song_records", "b_users", "b_time", "b_songplays",
                       "b_rejects", "b_files"]

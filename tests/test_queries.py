@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import sqlglot
 
+from sparkify import report
 from sparkify.queries import load_queries
 from sparkify.targets import open_target
 from tests.conftest import run_cli, run_json
@@ -341,11 +342,20 @@ def test_user_agent_rules_cover_the_sample_without_other(raw: Raw):
     assert {system(p.agent) for p in raw.plays} <= {"Windows", "macOS", "Linux", "iOS"}
 
 
-def test_same_answer_on_every_target(target_url: str, sample: Path, duckdb_results: dict):
+def _report_page(url: str) -> str:
+    target = open_target(url)
+    try:
+        return report.render(report.collect(target), "the target", dt.datetime(2026, 1, 1, tzinfo=UTC))
+    finally:
+        target.close()
+
+
+def test_same_answer_on_every_target(target_url: str, sample: Path, duckdb_star: str, duckdb_results: dict):
     run_json("--songs", sample / "song_data", "--logs", sample / "log_data", "--target", target_url)
     got = run_all(target_url)
     different = [name for name in duckdb_results if got[name] != duckdb_results[name]]
     assert not different, {name: (got[name], duckdb_results[name]) for name in different}
+    assert _report_page(target_url) == _report_page(duckdb_star)
 
 
 def test_query_list_prints_each_name_with_its_description():

@@ -97,13 +97,14 @@ def _python_float(java: Column) -> Column:
 def as_read(value: Column, raw: Column, key: str) -> Column:
     """A field's text as DuckDB's from_json gives it, from Jackson's: numbers written the same way.
 
-    Jackson writes a float as Java does (1.0E-5) and an overflowing one as
-    "Infinity"; DuckDB writes Python's repr and keeps an overflow's text. The
+    Jackson writes a float as Java does (1.0E-5), NaN and an overflowing
+    number as "NaN" and "Infinity"; DuckDB writes Python's repr and keeps the
+    literal's or the overflow's text. The
     line's own token for the key tells a number from a string that looks like one.
     """
-    token = F.regexp_extract(raw, f'"\\Q{key}\\E"\\s*:\\s*(-?[0-9][0-9.eE+-]*)', 1)
+    token = F.regexp_extract(raw, f'"\\Q{key}\\E"\\s*:\\s*(-?(?:[0-9][0-9.eE+-]*|Infinity|NaN))', 1)
     java_float = value.contains("E") & value.rlike(_JAVA_SCI)
-    overflow = value.startswith('"') & value.isin('"Infinity"', '"-Infinity"')
+    overflow = value.startswith('"') & value.isin('"Infinity"', '"-Infinity"', '"NaN"')
     return (F.when(java_float & (token != ""), _python_float(value))
             .when(overflow & (token != ""), token)
             .otherwise(value))

@@ -31,6 +31,7 @@ RUNTIME_CONF = {
 
 LAUNCH_CONF = {
     "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
     "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
     "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
     "spark.sql.adaptive.enabled": "true",

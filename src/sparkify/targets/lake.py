@@ -9,9 +9,10 @@ named like the star tables, on the files of the live version only.
 
 Options (the [target] section, or a query string on --target such as
 `lake?layout=compact`): layout = hive | compact (songs by year only; also
-songs_partition = "year"), keep_versions (local, default 2), lock_timeout
-(s, default 600), lock_lease (S3, s, default 60), fsync (local, default
-true), max_rows_per_file (default 4,000,000), memory_limit; on S3 also
+songs_partition = "year"), compression = snappy | zstd | none (default
+snappy), keep_versions (local, default 2), lock_timeout (s, default 600),
+lock_lease (S3, s, default 60), fsync (local, default true),
+max_rows_per_file (default 4,000,000), memory_limit; on S3 also
 endpoint_url, anon, profile, region.
 """
 
@@ -29,7 +30,7 @@ import duckdb
 from sparkify.engines.duckdb import configure
 from sparkify.schema import ALL_TABLES, TABLES
 from sparkify.targets.base import Capabilities, Target, TargetError, WriteResult
-from sparkify.targets.lakelayout import SONGS_LAYOUTS, Layout, dataset, q, select_sql, write_parquet
+from sparkify.targets.lakelayout import COMPRESSIONS, SONGS_LAYOUTS, Layout, dataset, q, select_sql, write_parquet
 from sparkify.targets.lakemerge import LakeMerge
 from sparkify.targets.lakestore import LocalStore, Manifest, S3Store, Store
 
@@ -62,12 +63,16 @@ class LakeTarget(Target):
     capabilities = Capabilities(transactions=True, enforces_constraints=False, upsert=True, partitions=True)
 
     def __init__(self, store: Store, songs_partition: tuple[str, ...] | None = None, memory_limit: str = "1GB",
-                 lock_timeout: float = 600.0, lock_lease: float = 60.0, max_rows_per_file: int = 4_000_000):
+                 lock_timeout: float = 600.0, lock_lease: float = 60.0, max_rows_per_file: int = 4_000_000,
+                 compression: str = "snappy"):
+        if compression not in COMPRESSIONS:
+            raise TargetError(f"lake compression must be one of {', '.join(COMPRESSIONS)}, not {compression!r}")
         self.store = store
         self.requested = songs_partition
         self.memory_limit = memory_limit
         self.lock_timeout, self.lock_lease = lock_timeout, lock_lease
         self.max_rows_per_file = max_rows_per_file
+        self.compression = compression
         self._con: duckdb.DuckDBPyConnection | None = None
         self._reader: duckdb.DuckDBPyConnection | None = None
         self._base: Manifest | None = None
@@ -88,6 +93,7 @@ class LakeTarget(Target):
             store, _songs_partition(options), memory_limit=options.get("memory_limit", "1GB"),
             lock_timeout=float(options.get("lock_timeout", 600)), lock_lease=float(options.get("lock_lease", 60)),
             max_rows_per_file=int(options.get("max_rows_per_file", 4_000_000)),
+            compression=options.get("compression", "snappy"),
         )
 
     def describe(self) -> str:
@@ -168,7 +174,8 @@ class LakeTarget(Target):
                 entries = list(carried)
                 if keys or not (carried or layout.partition_by(table)):
                     out = write_parquet(merge.rows(table, keys), layout, table, base_dir, self.store.fs, new.id,
-                                        lambda path, f=folder: self.store.rel(new, f, path), self.max_rows_per_file)
+                                        lambda path, f=folder: self.store.rel(new, f, path), self.max_rows_per_file,
+                                        self.compression)
                     entries += out.entries
                     written += out.paths
                 new.tables[table.name] = sorted(entries, key=lambda e: e.path)

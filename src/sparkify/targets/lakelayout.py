@@ -100,9 +100,16 @@ class Written:
     paths: list[str]
 
 
+COMPRESSIONS = ("snappy", "zstd", "none")
+"""snappy by default: Spark's default codec; it writes a tiny file in half the time of zstd (0.9 against
+1.6 ms here, which counts with one songs file per artist) and a big one about a third faster, for files
+about 17 % larger (songplays of 1m events: 17.1 against 14.6 MiB)."""
+
+
 def write_parquet(reader: pa.RecordBatchReader, layout: Layout, table: Table, base_dir: str, filesystem,
-                  version: str, rel: Callable[[str], str], max_rows_per_file: int) -> Written:
-    """Write one table's rows as hive-partitioned, zstd-compressed Parquet; what was written."""
+                  version: str, rel: Callable[[str], str], max_rows_per_file: int,
+                  compression: str = "snappy") -> Written:
+    """Write one table's rows as hive-partitioned, compressed Parquet; what was written."""
     full, partition = layout.arrow_schemas(table)
     types = layout.partition_python_types(table)
     out = Written([], [])
@@ -116,7 +123,7 @@ def write_parquet(reader: pa.RecordBatchReader, layout: Layout, table: Table, ba
         for batch in reader:
             yield batch.cast(full)
 
-    options = ds.ParquetFileFormat().make_write_options(compression="zstd")
+    options = ds.ParquetFileFormat().make_write_options(compression=compression)
     ds.write_dataset(
         batches(), base_dir, schema=full, format="parquet", filesystem=filesystem,
         partitioning=ds.partitioning(partition, flavor="hive") if len(partition) else None,
@@ -128,7 +135,7 @@ def write_parquet(reader: pa.RecordBatchReader, layout: Layout, table: Table, ba
     )
     if not out.entries and not len(partition):
         path = f"{base_dir}/part-{version}-0.parquet"
-        pq.write_table(full.empty_table(), path, filesystem=filesystem, compression="zstd")
+        pq.write_table(full.empty_table(), path, filesystem=filesystem, compression=compression)
         size = filesystem.get_file_info(path).size
         out.paths.append(path)
         out.entries.append(FileEntry(rel(path), (), 0, size))

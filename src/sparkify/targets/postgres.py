@@ -83,6 +83,9 @@ CONNECTION_OPTIONS = ("host", "port", "user", "dbname", "sslmode", "application_
 """[target] keys passed to libpq; they override the URL. Passwords: PGPASSWORD or ~/.pgpass."""
 
 DUCKDB_TYPES = DUCKDB_DIALECT.types
+REBUILD_KEYS_ABOVE = 0.2
+"""An increment of at least this fraction of songplays' rows rebuilds the foreign keys and indexes
+instead of maintaining them row by row (docs/postgres.md: the measured crossover)."""
 READ_ROWS = 10_000
 COPY_ROWS = 100_000
 
@@ -123,6 +126,7 @@ class Key:
     name: str
     create: str
     drop: str
+    primary: bool = False
 
 
 class PostgresTarget(Target):
@@ -137,6 +141,7 @@ class PostgresTarget(Target):
         memory_limit: str = DEFAULTS["memory_limit"],
         lock_timeout: float = 600.0,
         connect_timeout: int = 10,
+        rebuild_keys_above: float = REBUILD_KEYS_ABOVE,
     ):
         self.url = url
         self.schema = schema
@@ -144,6 +149,7 @@ class PostgresTarget(Target):
         self.memory_limit = memory_limit
         self.lock_timeout = lock_timeout
         self.connect_timeout = connect_timeout
+        self.rebuild_keys_above = rebuild_keys_above
         self._con: psycopg.Connection | None = None
         self._duck: duckdb.DuckDBPyConnection | None = None
         self._started: datetime | None = None
@@ -157,6 +163,7 @@ class PostgresTarget(Target):
             memory_limit=str(options.get("memory_limit", DEFAULTS["memory_limit"])),
             lock_timeout=float(options.get("lock_timeout", 600)),
             connect_timeout=int(options.get("connect_timeout", 10)),
+            rebuild_keys_above=float(options.get("rebuild_keys_above", REBUILD_KEYS_ABOVE)),
         )
 
     def describe(self) -> str:
@@ -179,7 +186,7 @@ class PostgresTarget(Target):
             return ", ".join(map(q, names))
 
         # {table}_pkey is also what PostgreSQL names the inline key of create_table_sql.
-        primary = [self._constraint(t, f"{t.name}_pkey", f"PRIMARY KEY ({cols(t.primary_key)})")
+        primary = [self._constraint(t, f"{t.name}_pkey", f"PRIMARY KEY ({cols(t.primary_key)})", primary=True)
                    for t in tables if t.primary_key]
         foreign = [
             self._constraint(t, f"{t.name}_{'_'.join(fk.columns)}_fkey", f"FOREIGN KEY ({cols(fk.columns)}) "
@@ -194,10 +201,10 @@ class PostgresTarget(Target):
         ]
         return primary + foreign + indexes
 
-    def _constraint(self, table: Table, name: str, definition: str) -> Key:
+    def _constraint(self, table: Table, name: str, definition: str, primary: bool = False) -> Key:
         q = DIALECT.quote
         return Key(name, f"ALTER TABLE {self.table(table)} ADD CONSTRAINT {q(name)} {definition}",
-                   f"ALTER TABLE {self.table(table)} DROP CONSTRAINT IF EXISTS {q(name)}")
+                   f"ALTER TABLE {self.table(table)} DROP CONSTRAINT IF EXISTS {q(name)}", primary)
 
     # -- connections ---------------------------------------------------------
 
@@ -411,7 +418,14 @@ class PostgresTarget(Target):
         return inserted
 
     def _merge(self, cur: psycopg.Cursor, batch: Batch) -> int:
-        """Into a star holding rows: stage the batch in temporary tables, then the SQL of targets/sqlmerge.py."""
+        """Into a star holding rows: stage the batch in temporary tables, then the SQL of targets/sqlmerge.py.
+
+        A large increment drops the foreign keys and indexes first and builds them
+        again after (the primary keys stay: the merge needs them).
+        """
+        rebuild = [key for key in self.keys() if not key.primary] if self._large(cur, batch) else []
+        for key in reversed(rebuild):
+            cur.execute(key.drop)
         for name in STAGED:
             reader = batch.reader(name, COPY_ROWS)
             q = DIALECT.quote
@@ -426,7 +440,17 @@ class PostgresTarget(Target):
             self._timed(f"merge {purpose}", lambda: cur.execute(statement))
             if purpose == "songplays":
                 inserted = cur.rowcount
+        for key in rebuild:
+            self._timed(f"key {key.name}", lambda: cur.execute(key.create))
         return inserted
+
+    def _large(self, cur: psycopg.Cursor, batch: Batch) -> bool:
+        """Whether the batch adds at least rebuild_keys_above of the rows songplays holds."""
+        stored = cur.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass",
+                             [self.table(SONGPLAYS)]).fetchone()[0]
+        if stored < 0:  # never counted by VACUUM, ANALYZE or an index build
+            stored = cur.execute(f"SELECT count(*) FROM {self.table(SONGPLAYS)}").fetchone()[0]
+        return batch.count("b_songplays") >= self.rebuild_keys_above * stored
 
     @staticmethod
     def _copy(cur: psycopg.Cursor, statement: str, reader: pa.RecordBatchReader) -> None:

@@ -321,8 +321,14 @@ def _problem(f: Field, a: str, b: str) -> str:
     return f"CASE WHEN {q(f.name)} IS NULL AND {b} IS NOT NULL THEN {lit(f'{f.key}: not {what}: ')} || LEFT({b}, 40) END"
 
 
-def typed_select(staging: str, fields: tuple[Field, ...], required: tuple[str, ...], lazy: bool) -> str:
-    """source_file, line, raw, every field typed, and `error` (NULL when valid), as records.typed_sql."""
+def typed_statements(staging: str, name: str, fields: tuple[Field, ...], required: tuple[str, ...],
+                     lazy: bool) -> tuple[list[tuple[str, str]], str]:
+    """(statements, SELECT): source_file, line, raw, every field typed, and `error` (NULL when valid).
+
+    The typed values land in a temp table first: as one nested SELECT, the
+    planner would inline each typed expression into every test that reads
+    it (ten times slower on PostgreSQL).
+    """
     names = [f.name for f in fields]
     bares = ", ".join(f"{bare(q(f.name))} AS {q('b_' + f.name)}" for f in fields if f.type != "text")
     typed = ", ".join(f"{_typed(f, q('s_' + f.name), q('b_' + f.name), lazy)} AS {q(f.name)}" for f in fields)
@@ -331,9 +337,10 @@ def typed_select(staging: str, fields: tuple[Field, ...], required: tuple[str, .
     problems += [f"CASE WHEN {q(f.name)} IS NULL THEN {lit(f.key + ' is missing')} END" for f in fields
                  if f.name in required]
     kept = ", ".join([q("s_" + n) for n in names] + [q("b_" + f.name) for f in fields if f.type != "text"])
-    return f"""SELECT source_file, line, raw, {', '.join(q(n) for n in names)}, COALESCE({', '.join(problems)}) AS error
-FROM (SELECT source_file, line, raw, {kept}, {typed}
-      FROM (SELECT source_file, line, raw, {staged}, {bares} FROM {staging}) s) t"""
+    steps = _ctas(name, f"""SELECT source_file, line, raw, {kept}, {typed}
+FROM (SELECT source_file, line, raw, {staged}, {bares} FROM {staging}) s""")
+    return steps, f"""SELECT source_file, line, raw, {', '.join(q(n) for n in names)},
+    COALESCE({', '.join(problems)}) AS error FROM {name}"""
 
 
 @dataclass(frozen=True)
@@ -352,7 +359,9 @@ def _catalogue(t: Names) -> str:
 
 
 def _ctas(name: str, select: str) -> list[tuple[str, str]]:
-    return [(name, f"DROP TABLE IF EXISTS {name}"), (name, f"CREATE TEMP TABLE {name} AS {select}")]
+    """A temp table from a SELECT, analysed: neither warehouse gathers statistics on temp tables by itself."""
+    return [(name, f"DROP TABLE IF EXISTS {name}"), (name, f"CREATE TEMP TABLE {name} AS {select}"),
+            (name, f"ANALYZE {name}")]
 
 
 def star_statements(dialect: SqlDialect, t: Names) -> list[tuple[str, str]]:
@@ -363,11 +372,13 @@ def star_statements(dialect: SqlDialect, t: Names) -> list[tuple[str, str]]:
         for f in EVENT_FIELDS for n in [f.name] if n in NEXTSONG_REQUIRED
     )
     event_cols = ", ".join(q(f.name) for f in EVENT_FIELDS)
-    out += _ctas("ev", f"""SELECT source_file, line, raw, {event_cols}, is_play,
+    typing, events = typed_statements(STAGING_EVENTS, "ev_typed", EVENT_FIELDS, EVENT_REQUIRED, lazy=True)
+    out += typing + _ctas("ev", f"""SELECT source_file, line, raw, {event_cols}, is_play,
     COALESCE(error, CASE WHEN is_play THEN CASE {nextsong} END END) AS err
-FROM (SELECT *, COALESCE("page" = 'NextSong' OR {clean('"page"')} = 'NextSong', FALSE) AS is_play
-      FROM ({typed_select(STAGING_EVENTS, EVENT_FIELDS, EVENT_REQUIRED, lazy=True)}) v) e""")
-    out += _ctas("song_parsed", typed_select(STAGING_SONGS, SONG_FIELDS, SONG_REQUIRED, lazy=False))
+FROM (SELECT *, CASE WHEN "page" = 'NextSong' THEN TRUE ELSE COALESCE({clean('"page"')} = 'NextSong', FALSE) END
+          AS is_play FROM ({events}) v) e""")
+    typing, songs = typed_statements(STAGING_SONGS, "song_typed", SONG_FIELDS, SONG_REQUIRED, lazy=False)
+    out += typing + _ctas("song_parsed", songs)
     record = [c for c in SONG_RECORDS.column_names if c not in ("title_key", "artist_key")]
     pick = ", ".join("NULLIF(year, 0) AS year" if c == "year" else q(c) for c in record)
     out += _ctas("b_song_records", f"""SELECT {', '.join(q(c) for c in record)},

@@ -1,0 +1,84 @@
+"""PostgreSQL, two ways: the default path (DuckDB computes, binary COPY, merge) against --pushdown
+(staging by COPY FROM STDIN, the star computed by the shared Redshift/PostgreSQL SQL in the server).
+
+Each configuration loads the same generated dataset into a fresh database,
+first load then a rerun with nothing new, and reports wall times and the
+star's row counts (which must agree). Prints a markdown table.
+Usage: bench/redshift_pushdown.py --events 100000 [--pg-url URL] [--data DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import psycopg
+from rich.console import Console
+
+from sparkify import generate
+from sparkify.pipeline import run as pipeline_run
+from sparkify.targets.postgres import PostgresTarget
+from sparkify.targets.pushdown import PushdownPostgresTarget
+
+console = Console()
+
+
+def _database(server: str) -> str:
+    name = "bench_" + uuid.uuid4().hex[:10]
+    with psycopg.connect(server, autocommit=True) as con:
+        con.execute(f'CREATE DATABASE "{name}"')
+    return server.rsplit("/", 1)[0] + "/" + name
+
+
+def _drop(server: str, url: str) -> None:
+    with psycopg.connect(server, autocommit=True) as con:
+        con.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+
+
+def _load(kind: str, url: str, data: Path) -> tuple[float, dict]:
+    songs, logs = str(data / "song_data"), str(data / "log_data")
+    start = time.perf_counter()
+    if kind == "pushdown":
+        summary = PushdownPostgresTarget.from_url(url, {}).run(songs, logs)
+    else:
+        summary = pipeline_run(PostgresTarget.from_url(url, {}), songs, logs)
+    return time.perf_counter() - start, summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", default="100000")
+    parser.add_argument("--pg-url", default=os.environ.get("SPARKIFY_TEST_PG_URL"))
+    parser.add_argument("--data", help="an existing dataset (song_data/, log_data/) instead of generating one")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="sparkify-bench-") as tmp:
+        data = Path(args.data) if args.data else Path(tmp) / "data"
+        if not args.data:
+            options = argparse.ArgumentParser()
+            generate.add_arguments(options)
+            generate.main(options.parse_args(["--out", str(data), "--events", args.events]))
+        rows = []
+        for kind in ("default", "pushdown"):
+            url = _database(args.pg_url)
+            try:
+                first, summary = _load(kind, url, data)
+                rerun, _ = _load(kind, url, data)
+            finally:
+                _drop(args.pg_url, url)
+            events = summary["accounting"]["events"]["read"]
+            rows.append((kind, events, first, events / first, rerun, summary["tables"]))
+    console.print("| path | events | first load (s) | events/s | rerun, nothing new (s) | star rows |", markup=False)
+    console.print("|---|---:|---:|---:|---:|---|", markup=False)
+    for kind, events, first, rate, rerun, tables in rows:
+        star = ", ".join(f"{k} {v:,}" for k, v in tables.items())
+        console.print(f"| {kind} | {events:,} | {first:.2f} | {rate:,.0f} | {rerun:.2f} | {star} |",
+                      markup=False, soft_wrap=True)
+    assert rows[0][5] == rows[1][5], "the two paths built different stars"
+
+
+if __name__ == "__main__":
+    main()
