@@ -3,8 +3,9 @@
     python -m bench.profile_engine DATASET_DIR [--target FILE.duckdb] [--top 15]
 
 Runs the pipeline in this process into a fresh DuckDB file with a connection
-that times each statement (execute plus fetch) and prints the statements by
-time, with the stage each ran in and its share of the run. Python-side work
+that times each statement (execute plus fetch; wall, and CPU of the process,
+which counts every DuckDB thread and is the fairer figure on a shared
+machine) and prints the statements by CPU time, with their stage. Python-side work
 between statements (locating rejects, building Arrow tables) shows as the
 stage time not covered by statements.
 """
@@ -12,6 +13,7 @@ stage time not covered by statements.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -30,6 +32,11 @@ from sparkify.targets import duckdb as duckdb_target
 console = Console(width=160)
 
 
+def _clocks() -> tuple[float, float]:
+    """(wall, CPU of this process: every DuckDB thread) seconds."""
+    return time.perf_counter(), time.process_time()
+
+
 class _Timed:
     """A result whose fetches add to the time of the statement that produced it."""
 
@@ -42,11 +49,11 @@ class _Timed:
             return attr
 
         def timed(*args, **kwargs):
-            started = time.perf_counter()
+            started = _clocks()
             try:
                 return attr(*args, **kwargs)
             finally:
-                self._record(time.perf_counter() - started)
+                self._record(started)
 
         return timed
 
@@ -54,9 +61,12 @@ class _Timed:
 class TimingConnection:
     """Delegates to a DuckDB connection, timing every execute() by statement and stage."""
 
-    def __init__(self, con, progress: Progress):
+    def __init__(self, con, progress: Progress, explain: str | None = None, out: Path | None = None):
         self._con, self._progress = con, progress
+        self._explain, self._out, self._profiling = explain, out, False
+        self.plans: list[Path] = []
         self.times: dict[tuple[str, str], float] = defaultdict(float)
+        self.cpu: dict[tuple[str, str], float] = defaultdict(float)
         self.counts: dict[tuple[str, str], int] = defaultdict(int)
 
     def __getattr__(self, name):
@@ -65,12 +75,23 @@ class TimingConnection:
     def execute(self, sql, *args, **kwargs):
         key = (self._progress.current, " ".join(str(sql).split())[:110])
 
-        def record(seconds: float) -> None:
-            self.times[key] += seconds
+        def record(started: tuple[float, float]) -> None:
+            now = _clocks()
+            self.times[key] += now[0] - started[0]
+            self.cpu[key] += now[1] - started[1]
 
-        started = time.perf_counter()
+        if self._profiling:
+            self._con.execute("PRAGMA disable_profiling")
+            self._profiling = False
+        if self._explain and self._explain in key[1]:
+            plan = self._out / f"plan-{len(self.plans) + 1}.json"
+            self._con.execute("PRAGMA enable_profiling = 'json'")
+            self._con.execute("SET profiling_output = ?", [str(plan)])
+            self.plans.append(plan)
+            self._profiling = True
+        started = _clocks()
         result = self._con.execute(sql, *args, **kwargs)
-        record(time.perf_counter() - started)
+        record(started)
         self.counts[key] += 1
         return _Timed(result, record)
 
@@ -90,42 +111,77 @@ class StageProgress(Progress):
             self.current = "between stages"
 
 
+def _operators(node: dict, depth: int = 0):
+    for child in node.get("children", []):
+        yield depth, child
+        yield from _operators(child, depth + 1)
+
+
+def _print_plan(profile: dict) -> None:
+    """DuckDB's profile of one statement: its operators by time, with rows and what each computes."""
+    query, system = profile["query"], profile.get("system", {})
+    console.print(f"\n[bold]{' '.join(query['sql'].split())[:110]}[/bold]")
+    console.print(f"total {query['total_time']:.2f} s, CPU (all threads) {query['cpu_time']:.2f} s, "
+                  f"peak buffer memory {system.get('peak_buffer_memory', 0) / 2**20:.0f} MB")
+    table = Table()
+    for col in ("operator", "s", "rows", "detail"):
+        table.add_column(col, justify="right" if col in ("s", "rows") else "left")
+    nodes = [(d, n) for top in profile["operator"] for d, n in [(0, top), *_operators(top, 1)]]
+    for depth, node in sorted(nodes, key=lambda dn: -dn[1].get("timing", 0))[:8]:
+        detail = "; ".join(f"{k}: {v if isinstance(v, str) else ', '.join(map(str, v))}"[:60]
+                           for k, v in node.get("extra_info", {}).items() if k != "Estimated Cardinality")
+        table.add_row("  " * depth + node["type"], f"{node.get('timing', 0):.2f}",
+                      f"{node.get('intermediate_rows', 0):,}", detail[:120])
+    console.print(table)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("dataset", type=Path)
     parser.add_argument("--target", default="bench/data/run/profile/star.duckdb")
     parser.add_argument("--top", type=int, default=15)
+    parser.add_argument("--explain", help="also print DuckDB's profile (operators, timings) of the statements "
+                                          "containing this text, e.g. 'INSERT INTO ev'")
     args = parser.parse_args()
     shutil.rmtree(os.path.dirname(args.target), ignore_errors=True)
+    plans = Path(args.target).parent / "plans"
+    plans.mkdir(parents=True)
     progress = StageProgress(quiet=True)
     target = duckdb_target.DuckDBTarget(args.target)
     connect = target._connect
     timing: list[TimingConnection] = []
 
     def timed_connect(read_only: bool = False):
-        con = TimingConnection(connect(read_only), progress)
+        con = TimingConnection(connect(read_only), progress, args.explain, plans)
         timing.append(con)
         return con
 
     target._connect = timed_connect
-    started = time.perf_counter()
+    started, cpu_started = _clocks()
     summary = pipeline.run(target, str(args.dataset / "song_data"), str(args.dataset / "log_data"),
                            progress=progress)
-    total = time.perf_counter() - started
+    total, total_cpu = time.perf_counter() - started, time.process_time() - cpu_started
     times = {k: v for con in timing for k, v in con.times.items()}
-    table = Table(title=f"{args.dataset}: {summary['accounting']['events']['read']:,} events, {total:.1f} s")
-    for col in ("stage", "s", "share", "calls", "statement"):
-        table.add_column(col, justify="right" if col in ("s", "share", "calls") else "left")
-    for (stage, sql), seconds in sorted(times.items(), key=lambda kv: -kv[1])[: args.top]:
+    cpu = {k: v for con in timing for k, v in con.cpu.items()}
+    table = Table(title=f"{args.dataset}: {summary['accounting']['events']['read']:,} events, "
+                        f"{total:.1f} s wall, {total_cpu:.1f} s CPU")
+    for col in ("stage", "wall s", "CPU s", "CPU share", "calls", "statement"):
+        table.add_column(col, justify="left" if col in ("stage", "statement") else "right")
+    for (stage, sql), seconds in sorted(cpu.items(), key=lambda kv: -kv[1])[: args.top]:
         calls = sum(con.counts.get((stage, sql), 0) for con in timing)
-        table.add_row(stage, f"{seconds:.2f}", f"{seconds / total:.0%}", str(calls), re.sub(r"\s+", " ", sql))
+        table.add_row(stage, f"{times[(stage, sql)]:.2f}", f"{seconds:.2f}", f"{seconds / total_cpu:.0%}",
+                      str(calls), re.sub(r"\s+", " ", sql))
     console.print(table)
-    covered = defaultdict(float)
+    covered, covered_cpu = defaultdict(float), defaultdict(float)
     for (stage, _), seconds in times.items():
         covered[stage] += seconds
+        covered_cpu[stage] += cpu[(stage, _)]
     for stage, seconds in summary["timings"].items():
         if stage != "total":
-            console.print(f"{stage}: {seconds:.2f} s, of which SQL statements {covered.get(stage, 0):.2f} s")
+            console.print(f"{stage}: {seconds:.2f} s, of which SQL statements {covered.get(stage, 0):.2f} s wall, "
+                          f"{covered_cpu.get(stage, 0):.2f} s CPU")
+    for plan in (p for con in timing for p in con.plans if p.exists()):
+        _print_plan(json.loads(plan.read_text()))
     shutil.rmtree(os.path.dirname(args.target), ignore_errors=True)
 
 

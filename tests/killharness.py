@@ -70,9 +70,9 @@ class Child:
     def __init__(self, args: Sequence[str], workdir: Path, env: dict[str, str] | None = None,
                  setpriv: Sequence[str] = ()):
         workdir.mkdir(parents=True, exist_ok=True)
-        stamp = f"{time.monotonic_ns()}"
-        self._out = open(workdir / f"{stamp}.out", "w+", encoding="utf-8", errors="replace")
-        self._err = open(workdir / f"{stamp}.err", "w+", encoding="utf-8", errors="replace")
+        name = f"{time.monotonic_ns()}"
+        self._out = open(workdir / f"{name}.out", "w+", encoding="utf-8", errors="replace")
+        self._err = open(workdir / f"{name}.err", "w+", encoding="utf-8", errors="replace")
         self.started = time.monotonic()
         self.proc = subprocess.Popen(
             [*setpriv, *CLI, *map(str, args)], stdout=self._out, stderr=self._err, stdin=subprocess.DEVNULL,
@@ -221,8 +221,7 @@ class Scenario:
         broken = songs[-1].with_name("TRBROKEN0000000.json")
         broken.write_text(BAD_SONG)
         late = logs[len(logs) // 2:] + songs[len(songs) // 2:] + [broken]
-        scenario = cls(root, [(p, stash / p.relative_to(data)) for p in late])
-        return scenario
+        return cls(root, [(p, stash / p.relative_to(data)) for p in late])
 
     @property
     def songs(self) -> Path:

@@ -20,7 +20,8 @@ import json
 import os
 import shutil
 import uuid
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import duckdb
@@ -68,6 +69,7 @@ NOT_INTEGERS = st.one_of(
 class Line:
     data: bytes
     fate: str | None
+    family: str = ""
 
 
 @dataclass(frozen=True)
@@ -289,7 +291,7 @@ SONG_DAMAGE = {
 
 def damage(draw, families: dict, line: bytes) -> Line:
     family = draw(st.sampled_from(sorted(families)))
-    return families[family](draw, json.loads(line), line)
+    return replace(families[family](draw, json.loads(line), line), family=family)
 
 
 @st.composite
@@ -339,7 +341,7 @@ def rejected_lines(target: Path) -> dict[tuple[str, int], str]:
     return {(os.path.basename(path), line): raw for path, line, raw in rows}
 
 
-def check_hostile(hostile: Hostile, root: Path) -> None:
+def check_hostile(hostile: Hostile, root: Path, tally: Counter | None = None) -> None:
     songs, logs = write_input(root / "damaged", [e.data for e in hostile.events],
                               [(s.name, s.line.data) for s in hostile.songs])
     target = root / "damaged.duckdb"
@@ -369,6 +371,11 @@ def check_hostile(hostile: Hostile, root: Path) -> None:
     clean = run_json("--songs", clean_songs, "--logs", clean_logs, "--target", root / "clean.duckdb")
     assert clean["accounting"]["events"]["rejected"] == clean["accounting"]["songs"]["rejected"] == 0
     assert star_rows(str(target)) == star_rows(str(root / "clean.duckdb"))
+    if tally is not None:
+        tally["examples"] += 1
+        damaged = [e for e in hostile.events if e.family] + [s.line for s in hostile.songs if s.line.family]
+        tally.update(f"{'song' if any(d is s.line for s in hostile.songs) else 'event'} {d.family}" for d in damaged)
+        tally.update(f"fate {d.fate or 'engine'}" for d in damaged)
 
 
 HOSTILE_SETTINGS = dict(deadline=None, suppress_health_check=list(HealthCheck))
@@ -385,11 +392,26 @@ def test_damaged_records_are_rejected_without_touching_the_good_ones(data, base,
     check_hostile(data.draw(hostile_inputs(base)), tmp_path / uuid.uuid4().hex)
 
 
+@pytest.fixture(scope="module")
+def tally():
+    """What the slow property went through, written to RELIABILITY.md when the module ends."""
+    from tests.killharness import stamp, write_section
+
+    counts: Counter = Counter()
+    yield counts
+    if counts:
+        families = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()) if " " in k and not k.startswith("fate"))
+        fates = ", ".join(f"{k[5:]} {v}" for k, v in sorted(counts.items()) if k.startswith("fate"))
+        write_section("hostile-properties", (
+            f"{counts['examples']} passing examples ({stamp()}); damaged lines by expected fate: {fates}.\n\n"
+            f"Damage applied: {families}."))
+
+
 @pytest.mark.slow
 @settings(max_examples=400, **HOSTILE_SETTINGS)
 @given(data=st.data())
-def test_damaged_records_many_examples(data, base, tmp_path):
-    check_hostile(data.draw(hostile_inputs(base)), tmp_path / uuid.uuid4().hex)
+def test_damaged_records_many_examples(data, base, tally, tmp_path):
+    check_hostile(data.draw(hostile_inputs(base)), tmp_path / uuid.uuid4().hex, tally)
 
 
 # -- files the properties do not reach ------------------------------------------------

@@ -183,7 +183,7 @@ def test_source_paths_with_quotes_reach_the_ledger_intact(target_url, sample, tm
     logs = tmp_path / """it's "quoted"; DROP TABLE songplays; --"""
     logs.mkdir()
     day = sorted((sample / "log_data").rglob("*.json"))[0]
-    (logs / "o'clock.json").write_bytes(day.read_bytes() + b"not json\n")
+    (logs / "o'clock.json").write_bytes(day.read_bytes().rstrip(b"\n") + b"\nnot json\n")
     run_json("--songs", sample / "song_data", "--logs", logs, "--target", target_url)
     from sparkify.targets import open_target
 
@@ -242,3 +242,16 @@ def test_no_value_is_pasted_into_sql_and_no_shell_is_used():
             if word in text:
                 offenders.setdefault(rel, []).append(word)
     assert not offenders, offenders
+
+
+def test_dry_run_prints_statements_but_no_secret(small_sample, tmp_path, s3_endpoint):
+    keys = {"AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY, "AWS_SESSION_TOKEN": SESSION_TOKEN}
+    t = Transcript(tmp_path, child_env(tmp_path / "tmp", **keys))
+    redshift = (f"redshift://awsuser:{quote(PASSWORD, safe='')}@example.invalid:5439/dev"
+                "?iam_role=arn:aws:iam::123456789012:role/loader&staging=s3://bucket/stage")
+    shown = t("run", "--songs", small_sample["songs"], "--logs", small_sample["logs"], "--dry-run",
+              "--target", redshift)
+    assert "COPY " in shown.stdout, "the dry run printed no statement"
+    t("run", "--songs", small_sample["songs"], "--logs", small_sample["logs"], "--dry-run",
+      "--target", f"postgresql://postgres:{quote(PASSWORD, safe='')}@127.0.0.1:{free_port()}/db", expect=None)
+    assert not t.leaks(ACCESS_KEY), "a secret was printed"

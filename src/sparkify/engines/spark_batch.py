@@ -77,13 +77,15 @@ def _file_path() -> Column:
     return F.coalesce(F.try_url_decode(F.replace(path, F.lit("+"), F.lit("%2B"))), path)
 
 
-def _read_text(spark: SparkSession, source: Source, **options: str) -> DataFrame | None:
+def _read_text(spark: SparkSession, source: Source, wholetext: bool = False,
+               line_sep: str | None = None) -> DataFrame | None:
     if not source:
         return None
-    reader = spark.read.options(**options)
+    reader = spark.read
     if isinstance(source, str):
         reader = reader.option("recursiveFileLookup", "true").option("pathGlobFilter", "*.json")
-    return reader.text(source).select(_file_path().alias("source_file"), F.col("value"))
+    return (reader.text(source, wholetext=wholetext, lineSep=line_sep)
+            .select(_file_path().alias("source_file"), F.col("value")))
 
 
 def _persist(batch: SparkBatch, df: DataFrame) -> DataFrame:
@@ -126,7 +128,7 @@ def _read_songs(spark: SparkSession, batch: SparkBatch, source: Source) -> DataF
     """Song records typed as read: one per file that is one JSON object, else one per non-blank line."""
     from sparkify.engines.spark_records import is_object_text
 
-    texts = _read_text(spark, source, wholetext="true")
+    texts = _read_text(spark, source, wholetext=True)
     if texts is None:
         lines = spark.createDataFrame([], LINES)
     else:
@@ -207,7 +209,7 @@ def _artists(catalogue: DataFrame, records: DataFrame) -> DataFrame:
 
 def _read_events(spark: SparkSession, batch: SparkBatch, source: Source) -> DataFrame:
     """Every non-blank log line typed as read; lines that are not UTF-8 are only flagged."""
-    lines = _read_text(spark, source, lineSep="\n")
+    lines = _read_text(spark, source, line_sep="\n")
     if lines is None:
         lines = spark.createDataFrame([], "source_file string, value string")
     utf8 = F.is_valid_utf8("value")
@@ -216,8 +218,8 @@ def _read_events(spark: SparkSession, batch: SparkBatch, source: Source) -> Data
                           utf8.alias("utf8"))
              .where(~F.col("utf8") | (F.btrim("raw", F.lit(BLANK_EVENT)) != "")))
     rows = read_fields(lines, EVENT_FIELDS)
-    ids = [F.col(name).isNull() for name in NEXTSONG_REQUIRED]
-    keep_raw = F.col("problem").isNotNull() | F.greatest(*ids)
+    may_fail = [F.col(name).isNull() for name in (*EVENT_REQUIRED, *NEXTSONG_REQUIRED)]
+    keep_raw = F.col("problem").isNotNull() | F.greatest(*may_fail)  # the text of every possible reject
     keep = ["source_file", "utf8", "problem", *(f.name if f.type != "text" else f"a_{f.name}" for f in EVENT_FIELDS)]
     return _persist(batch, rows.select(*keep, F.when(keep_raw, F.col("raw")).alias("raw")))
 

@@ -51,12 +51,14 @@ def is_local(master: str) -> bool:
     return master.startswith("local")
 
 
-def session(master: str | None = None, conf: dict[str, str] | None = None):
+def session(master: str | None = None, conf: dict[str, str] | None = None, submitted: bool = False):
     """The process's SparkSession: the active one if any, else a new one on `master`.
 
-    `conf` (from the [engine] section of sparkify.toml, keys `spark.*`) wins
-    over the defaults here. A local master runs its Python workers on this
-    very interpreter, so the workers see the same sparkify and pyarrow.
+    `conf` (keys `spark.*` of the [spark] table of sparkify.toml) wins over
+    the defaults here. A local master runs its Python workers on this very
+    interpreter, so the workers see the same sparkify and pyarrow. Under
+    spark-submit (`submitted`), the master and launch settings are
+    spark-submit's unless `master` is given.
     """
     from pyspark.sql import SparkSession
 
@@ -66,16 +68,20 @@ def session(master: str | None = None, conf: dict[str, str] | None = None):
             for key, value in RUNTIME_CONF.items():
                 active.conf.set(key, value)
             return active
-        master = master or os.environ.get("SPARKIFY_SPARK_MASTER") or DEFAULT_MASTER
-        settings = {**LAUNCH_CONF, **(LOCAL_CONF if is_local(master) else {}), **RUNTIME_CONF, **(conf or {})}
-        if is_local(master):
-            settings.setdefault("spark.pyspark.python", sys.executable)
-            settings.setdefault("spark.pyspark.driver.python", sys.executable)
-            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-        builder = SparkSession.builder.master(master).appName("sparkify")
+        if submitted:
+            settings = {**RUNTIME_CONF, **(conf or {})}
+        else:
+            master = master or os.environ.get("SPARKIFY_SPARK_MASTER") or DEFAULT_MASTER
+            settings = {**LAUNCH_CONF, **(LOCAL_CONF if is_local(master) else {}), **RUNTIME_CONF, **(conf or {})}
+            if is_local(master):
+                settings.setdefault("spark.pyspark.python", sys.executable)
+                os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        builder = SparkSession.builder.appName("sparkify")
+        if master:
+            builder = builder.master(master)
         for key, value in settings.items():
             builder = builder.config(key, value)
-        log.info("starting Spark on %s", master)
+        log.info("starting Spark on %s", master or "spark-submit's master")
         spark = builder.getOrCreate()
         spark.sparkContext.setLogLevel("WARN")
         return spark

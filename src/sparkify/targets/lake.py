@@ -28,7 +28,7 @@ from urllib.parse import parse_qsl
 import duckdb
 
 from sparkify.engines.duckdb import configure
-from sparkify.schema import ALL_TABLES, TABLES
+from sparkify.schema import ALL_TABLES, LOADED_FILES, SONG_RECORDS, TABLES, Table
 from sparkify.targets.base import Capabilities, Target, TargetError, WriteResult
 from sparkify.targets.lakelayout import COMPRESSIONS, SONGS_LAYOUTS, Layout, dataset, q, select_sql, write_parquet
 from sparkify.targets.lakemerge import LakeMerge
@@ -99,10 +99,11 @@ class LakeTarget(Target):
     def describe(self) -> str:
         return f"Parquet lake {self.store.display}"
 
-    def _views(self, con: duckdb.DuckDBPyConnection, manifest: Manifest | None) -> None:
+    def _views(self, con: duckdb.DuckDBPyConnection, manifest: Manifest | None,
+               tables: tuple[Table, ...] = ALL_TABLES) -> None:
         """A view per table (named as in the SQL targets) over exactly the files of `manifest`."""
         layout = Layout(manifest.songs_partition) if manifest else Layout()
-        for table in ALL_TABLES:
+        for table in tables:
             entries = manifest.files(table.name) if manifest else []
             source = f"sp_lake_{table.name}"
             con.register(source, dataset(layout, table, entries, lambda rel: self.store.path(manifest, rel),
@@ -118,7 +119,7 @@ class LakeTarget(Target):
             con = duckdb.connect()
             try:
                 configure(con, self.memory_limit, temp_dir)
-                self._views(con, self._base)
+                self._views(con, self._base, (LOADED_FILES, SONG_RECORDS))  # the ledger and the catalogue
                 self._con, self._lock = con, lock
                 yield
             finally:

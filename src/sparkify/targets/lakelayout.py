@@ -10,6 +10,8 @@ of schema.py whatever the folder names look like.
 
 from __future__ import annotations
 
+import functools
+import operator
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
@@ -77,12 +79,20 @@ def dataset(layout: Layout, table: Table, entries: Iterable[FileEntry], path: Ca
     """The files of one table as an Arrow dataset, partition values from the manifest (no listing, no I/O)."""
     full, partition = layout.arrow_schemas(table)
     fmt = ds.ParquetFileFormat()
+    equal: dict[tuple, ds.Expression] = {}  # one expression per (column, value): years repeat a lot
+
+    def condition(field: pa.Field, value) -> ds.Expression:
+        if (field.name, value) not in equal:
+            column = ds.field(field.name)
+            equal[field.name, value] = column.is_null() if value is None else column == pa.scalar(value, field.type)
+        return equal[field.name, value]
+
     fragments = []
     for entry in entries:
         expr = ds.scalar(True)
-        for field, value in zip(partition, entry.partition, strict=True):
-            expr &= ds.field(field.name).is_null() if value is None else ds.field(field.name) == pa.scalar(
-                value, field.type)
+        if entry.partition:
+            expr = functools.reduce(operator.and_, (condition(f, v) for f, v in zip(partition, entry.partition,
+                                                                                      strict=True)))
         fragments.append(fmt.make_fragment(path(entry.path), filesystem=filesystem, partition_expression=expr,
                                            file_size=entry.bytes))
     file_fields = [f for f in full if f.name not in partition.names]

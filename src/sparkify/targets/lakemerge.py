@@ -45,13 +45,14 @@ SOURCES: dict[str, tuple[str, ...]] = {
 }
 """The batch tables whose rows can change each lake table (the runs table changes on every run)."""
 
+
 class LakeMerge:
     def __init__(self, con: duckdb.DuckDBPyConnection, layout: Layout, base: Manifest | None, store: Store):
         """`base` is the version merged into (None: an empty lake), read from `store`."""
         self.con, self.layout, self.base, self.store = con, layout, base, store
 
-    def _one(self, sql: str, params: dict | None = None) -> tuple:
-        return self.con.execute(sql, params or {}).fetchall()[0]
+    def _one(self, sql: str) -> tuple:
+        return self.con.execute(sql).fetchall()[0]
 
     def _work(self, table: Table) -> str:
         return f"{WORK}.{q(table.name)}"
@@ -116,8 +117,6 @@ class LakeMerge:
             if table.name in before:
                 old, new = before[table.name], self.fingerprints(table)
                 keys = {k for k in old.keys() | new.keys() if old.get(k) != new.get(k)}
-                if not self.layout.partition_by(table) and keys:
-                    keys = {()}
                 if keys:
                     changed[table.name] = keys
         return inserted, changed

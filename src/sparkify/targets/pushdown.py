@@ -177,8 +177,6 @@ class PushdownPostgresTarget(PostgresTarget):
                         cur.execute(step.sql, step.params)
                     files = [("song", f.path, f) for f in ctx.song_files] + [("log", f.path, f) for f in ctx.log_files]
                     pushdown_stage.copy_in(cur, events, song_rows, files)
-                    for table in (sql.STAGING_EVENTS, sql.STAGING_SONGS):
-                        cur.execute(f"ANALYZE {table}")
                     summary = finish(cur, ctx, sql.POSTGRES, self.names, self, max_rejects, progress)
                 summary["tables"] = table_counts(con.cursor(), self.names)
                 return summary

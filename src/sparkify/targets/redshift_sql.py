@@ -338,7 +338,7 @@ def typed_statements(staging: str, name: str, fields: tuple[Field, ...], require
                  if f.name in required]
     kept = ", ".join([q("s_" + n) for n in names] + [q("b_" + f.name) for f in fields if f.type != "text"])
     steps = _ctas(name, f"""SELECT source_file, line, raw, {kept}, {typed}
-FROM (SELECT source_file, line, raw, {staged}, {bares} FROM {staging}) s""")
+FROM (SELECT source_file, line, raw, {staged}, {bares} FROM {staging}) s""", analyze=False)
     return steps, f"""SELECT source_file, line, raw, {', '.join(q(n) for n in names)},
     COALESCE({', '.join(problems)}) AS error FROM {name}"""
 
@@ -358,10 +358,10 @@ def _catalogue(t: Names) -> str:
     return f"(SELECT {cols} FROM {t(SONG_RECORDS)} UNION ALL SELECT {cols} FROM b_song_records)"
 
 
-def _ctas(name: str, select: str) -> list[tuple[str, str]]:
-    """A temp table from a SELECT, analysed: neither warehouse gathers statistics on temp tables by itself."""
-    return [(name, f"DROP TABLE IF EXISTS {name}"), (name, f"CREATE TEMP TABLE {name} AS {select}"),
-            (name, f"ANALYZE {name}")]
+def _ctas(name: str, select: str, analyze: bool = True) -> list[tuple[str, str]]:
+    """A temp table from a SELECT, analysed unless only scanned once: neither warehouse does it by itself."""
+    return [(name, f"DROP TABLE IF EXISTS {name}"), (name, f"CREATE TEMP TABLE {name} AS {select}")] + \
+        ([(name, f"ANALYZE {name}")] if analyze else [])
 
 
 def star_statements(dialect: SqlDialect, t: Names) -> list[tuple[str, str]]:
