@@ -112,9 +112,12 @@ def run_scenario(scenario: Scenario, data: datasets.Dataset, timeout: float) -> 
     if m.timed_out:
         return result | {"status": "timeout", "note": f"killed after {timeout:.0f} s"}
     if m.exit_code != 0:
-        tail = (m.stderr.strip().splitlines() or [""])[-1][:200]
+        lines = m.stderr.strip().splitlines() or [""]
+        starts = [i for i, line in enumerate(lines) if line.startswith("error:")]
+        reason = " ".join(line.strip() for line in lines[starts[-1]:]) if starts else lines[-1]
         status = "unavailable" if any(s in m.stderr for s in UNAVAILABLE_MARKERS) else "failed"
-        return result | {"status": status, "note": tail, "exit_code": m.exit_code}
+        return result | {"status": status, "note": reason[:300], "exit_code": m.exit_code,
+                         "stderr_tail": m.stderr[-2000:]}
     output = _last_json(m.stdout)
     result |= {"status": "ok", "output": output}
     if scenario.output == "summary":
@@ -159,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         if data.generated:
             seconds = data.generated["seconds"]
             generated = (f"{seconds['logs']:.1f} s wall, {data.events / max(seconds['logs_cpu'], 1e-9):,.0f} "
-                         f"events per CPU s")
+                         f"events per CPU s" if data.events else f"song files in {seconds['catalogue']:.1f} s")
         described.append({"scale": scale, "events": data.events, "songs": data.songs, "generated": generated,
                           "input_mb": round(data.input_bytes / 1e6, 1), "path": str(data.root)})
         for scenario in scenarios:

@@ -78,7 +78,8 @@ def bench_scale(scale: str, repeats: int, s3: bool) -> dict:
             for name, target in names[shift:] + names[:shift]:
                 result, summary = sparkify_run(data, target)
                 row = {"wall_s": result.wall_s, "cpu_s": result.cpu_s, "peak_rss_mb": result.peak_rss_mb,
-                       "load_s": summary["timings"].get("load"), "tables": summary["tables"]}
+                       "load_s": summary["timings"].get("load"), "timings": summary["timings"],
+                       "tables": summary["tables"]}
                 if name != "duckdb":
                     rerun, again = sparkify_run(data, target)
                     row["rerun_wall_s"] = rerun.wall_s

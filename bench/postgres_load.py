@@ -64,6 +64,7 @@ def synthesize(path: str, songplays: int, first: int = 0) -> None:
     con = duckdb.connect(path)
     con.execute("SET TimeZone = 'UTC'")
     con.execute("SET memory_limit = '1GB'")
+    con.execute("SET enable_progress_bar = false")
     con.execute("CREATE OR REPLACE MACRO h(x, s) AS (hash(x * 31 + s) % 1000000)::BIGINT")
     con.execute(f"""
         CREATE OR REPLACE TABLE b_artists AS
@@ -204,6 +205,7 @@ def step_sparkify(url: str, path: str) -> tuple[float, float]:
     target = PostgresTarget.from_url(url, {})
     with target.session():
         con = target.engine_connection()
+        con.execute("SET enable_progress_bar = false")
         con.execute("ATTACH ? AS src (READ_ONLY)", [path])
         for (name,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = 'src'").fetchall():
             con.execute(f"CREATE TEMP TABLE {name} AS SELECT * FROM src.{name}")

@@ -65,6 +65,7 @@ class TimingConnection:
         self._con, self._progress = con, progress
         self._explain, self._out, self._profiling = explain, out, False
         self.plans: list[Path] = []
+        self.failed: tuple[tuple[str, str], Exception] | None = None
         self.times: dict[tuple[str, str], float] = defaultdict(float)
         self.cpu: dict[tuple[str, str], float] = defaultdict(float)
         self.counts: dict[tuple[str, str], int] = defaultdict(int)
@@ -90,8 +91,13 @@ class TimingConnection:
             self.plans.append(plan)
             self._profiling = True
         started = _clocks()
-        result = self._con.execute(sql, *args, **kwargs)
-        record(started)
+        try:
+            result = self._con.execute(sql, *args, **kwargs)
+        except Exception as exc:
+            self.failed = (key, exc)
+            raise
+        finally:
+            record(started)
         self.counts[key] += 1
         return _Timed(result, record)
 
@@ -158,8 +164,14 @@ def main() -> None:
 
     target._connect = timed_connect
     started, cpu_started = _clocks()
-    summary = pipeline.run(target, str(args.dataset / "song_data"), str(args.dataset / "log_data"),
-                           progress=progress)
+    try:
+        summary = pipeline.run(target, str(args.dataset / "song_data"), str(args.dataset / "log_data"),
+                               progress=progress)
+    except Exception as exc:
+        failed = next((con.failed for con in timing if con.failed), None)
+        where = f"in stage {failed[0][0]}, statement: {failed[0][1]}" if failed else "outside SQL"
+        console.print(f"[red]the run failed after {time.perf_counter() - started:.0f} s {where}: {exc}[/red]")
+        summary = {"accounting": {"events": {"read": 0}}, "timings": dict(progress.timings, total=0)}
     total, total_cpu = time.perf_counter() - started, time.process_time() - cpu_started
     times = {k: v for con in timing for k, v in con.times.items()}
     cpu = {k: v for con in timing for k, v in con.cpu.items()}

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Set everything up, start the servers, run the whole test suite, stop the servers.
+# Extra arguments go to pytest (default: everything but the `slow` marker, on two
+# workers, one test file per worker so each file's servers and Spark stay its own).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v java >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null; }
@@ -9,4 +11,7 @@ trap 'scripts/services.sh stop' EXIT
 scripts/services.sh start
 source .ci/state/env
 export SPARKIFY_REQUIRE_SERVICES=1 TZ=UTC SPARK_LOCAL_IP=127.0.0.1
+if [[ $# -eq 0 ]]; then
+  set -- -m "not slow" -n 2 --dist loadfile --durations=25
+fi
 .venv/bin/python -m pytest "$@"

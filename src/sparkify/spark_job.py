@@ -84,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     spark = session(args.master, submitted="PYSPARK_GATEWAY_PORT" in os.environ)
     result = compute(spark, args.songs, args.logs, catalogue=None)
     try:
+        result.finish(result.tables["b_songs"].count(), result.plays.count())
         written = write_lake(spark, result, args.out, run_id)
     finally:
         result.release()

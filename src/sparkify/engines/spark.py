@@ -67,6 +67,7 @@ class SparkEngine:
                 for name, df in result.tables.items():
                     df.write.parquet(str(staging / name))
                     self._load(name, staging / name)
+            result.finish(self._count("b_songs"), self._count("b_songplays"))
             self._store_rejects(run_id, result.rejects)
         finally:
             if result is not None:
@@ -96,6 +97,9 @@ class SparkEngine:
         if files:
             names = ", ".join(q(c.name) for c in columns)
             self.con.execute(f"INSERT INTO {q(name)} SELECT {names} FROM read_parquet(?)", [files])
+
+    def _count(self, table: str) -> int:
+        return self.con.execute(f"SELECT count(*) FROM {DIALECT.quote(table)}").fetchall()[0][0]
 
     def _store_rejects(self, run_id: str, rejects: list[dict]) -> None:
         rows = sorted(rejects, key=lambda r: (r["kind"], r["source_file"], r["line"] or 0))

@@ -64,7 +64,18 @@ class SparkBatch:
     file_records: dict[str, int] = field(default_factory=dict)
     catalogue: DataFrame | None = None
     """Song records already loaded plus this batch's: what plays are matched against."""
+    plays: DataFrame | None = None
+    """The batch's distinct song plays (one per songplay_id)."""
+    valid_songs: int = 0
     cached: list[DataFrame] = field(default_factory=list)
+
+    def finish(self, songs_loaded: int, plays: int) -> None:
+        """Complete the accounting with the row counts of the written b_songs and b_songplays.
+
+        Counting where the rows were written costs nothing; counting here would be one more Spark job.
+        """
+        self.songs.update(loaded=songs_loaded, duplicate=self.valid_songs - songs_loaded)
+        self.events["in_batch_duplicate"] = self.events["song_plays"] - plays
 
     def release(self) -> None:
         for df in self.cached:
@@ -184,13 +195,14 @@ def _songs(batch: SparkBatch, fix: TextFix, rows: DataFrame, catalogue: DataFram
     batch.tables["b_artists"] = _artists(conform(catalogue, SONG_RECORDS).unionByName(records), records)
     batch.catalogue = conform(catalogue, SONG_RECORDS).unionByName(records)
 
-    read, valid = songs.agg(F.count("*"), F.count(F.when(F.col("error").isNull(), 1))).first()
+    read = valid = 0
+    for r in songs.groupBy("source_file").agg(F.count("*").alias("n"), F.count(F.when(
+            F.col("error").isNull(), 1)).alias("valid")).collect():
+        batch.file_records[r.source_file] = r.n
+        read, valid = read + r.n, valid + r.valid
     undecodable = sum(1 for r in batch.rejects if r["kind"] == "song" and r["reason"] == rawlines.UNDECODABLE)
-    loaded = records.count()
-    batch.songs = {"read": read + undecodable, "loaded": loaded, "rejected": read - valid + undecodable,
-                   "duplicate": valid - loaded}
-    for r in songs.groupBy("source_file").count().collect():
-        batch.file_records[r.source_file] = r["count"]
+    batch.songs = {"read": read + undecodable, "rejected": read - valid + undecodable}
+    batch.valid_songs = valid
 
 
 def _artists(catalogue: DataFrame, records: DataFrame) -> DataFrame:
@@ -226,7 +238,7 @@ def _read_events(spark: SparkSession, batch: SparkBatch, source: Source) -> Data
 
 def _events(batch: SparkBatch, fix: TextFix, ev0: DataFrame) -> DataFrame:
     """Valid events with is_play and err (records' NextSong rule), the accounting and the rejects."""
-    ev = fix.apply(ev0.where("utf8"), {"page": "a_page"})
+    ev = fix.apply(ev0, {"page": "a_page"})
     ev = ev.select("*", *(F.col(f"a_{f.name}").alias(f.name) for f in EVENT_FIELDS
                           if f.type == "text" and f.name != "page"))
     ev = with_errors(ev, EVENT_FIELDS, EVENT_REQUIRED).withColumn("is_play", F.col("page") == "NextSong")
@@ -235,14 +247,14 @@ def _events(batch: SparkBatch, fix: TextFix, ev0: DataFrame) -> DataFrame:
         F.when(F.col(name).isNull(), F.lit(f"NextSong without {keys[name]}")) for name in NEXTSONG_REQUIRED)))
     ev = ev.withColumn("err", F.coalesce(F.col("error"), nextsong))
 
-    counts = (ev.groupBy("source_file", F.col("err").isNull().alias("ok"),
+    counts = (ev.groupBy("source_file", "utf8", F.col("err").isNull().alias("ok"),
                          F.coalesce(F.col("is_play"), F.lit(False)).alias("play"), F.col("page"))
               .count().collect())
     filtered: Counter = Counter()
     per_file: Counter = Counter()
     valid = plays = 0
     for r in counts:
-        if not r.ok:
+        if not (r.utf8 and r.ok):
             continue
         per_file[r.source_file] += r["count"]
         valid += r["count"]
@@ -250,7 +262,8 @@ def _events(batch: SparkBatch, fix: TextFix, ev0: DataFrame) -> DataFrame:
             plays += r["count"]
         else:
             filtered[r.page if r.page is not None else "(no page)"] += r["count"]
-    _locate_event_rejects(batch, ev, ev0)
+    ev = ev.where("utf8")
+    _locate_event_rejects(batch, ev, {r.source_file for r in counts if not r.utf8})
     rejected = [r for r in batch.rejects if r["kind"] == "event"]
     per_file.update(r["source_file"] for r in rejected)
     batch.events = {"read": valid + len(rejected), "rejected": len(rejected),
@@ -259,16 +272,14 @@ def _events(batch: SparkBatch, fix: TextFix, ev0: DataFrame) -> DataFrame:
     return ev.where(F.col("err").isNull())
 
 
-def _locate_event_rejects(batch: SparkBatch, ev: DataFrame, ev0: DataFrame) -> None:
+def _locate_event_rejects(batch: SparkBatch, ev: DataFrame, undecodable: set[str]) -> None:
     """Line numbers and exact bytes of rejected log lines, by rawlines (as DuckDB's engine does)."""
     by_file: dict[str, Counter] = defaultdict(Counter)
     reasons: dict[tuple[str, str], str] = {}
     for r in ev.where(F.col("err").isNotNull()).select("source_file", "raw", "err").collect():
         by_file[r.source_file][r.raw] += 1
         reasons[(r.source_file, r.raw)] = r.err
-    unreadable: dict[str, dict[int, str]] = {
-        r.source_file: {} for r in ev0.where(~F.col("utf8")).select("source_file").distinct().collect()
-    }
+    unreadable: dict[str, dict[int, str]] = {path: {} for path in undecodable}  # rawlines finds the lines
     for reject in rawlines.locate(by_file, reasons, unreadable):
         batch.rejects.append(_reject("event", *reject))
 
@@ -320,8 +331,7 @@ def _star(batch: SparkBatch, fix: TextFix, ev: DataFrame) -> None:
     users = fix.apply(users, {c: f"a_{c}" for c in who})
     latest = tuple(c.name for c in USER_LATEST.columns if c.name != "user_id")
     batch.tables["b_users"] = conform(users, USERS, latest)
-    song_plays = batch.events["song_plays"]
-    batch.events["in_batch_duplicate"] = song_plays - plays.count()
+    batch.plays = plays
 
 
 def _reject(kind: str, source_file: str, line: int | None, reason: str, raw: str | None) -> dict:

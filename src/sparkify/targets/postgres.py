@@ -16,8 +16,10 @@ import hashlib
 import logging
 import os
 import re
+import shutil
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -262,12 +264,14 @@ class PostgresTarget(Target):
 
     @contextmanager
     def session(self) -> Iterator[None]:
-        with self._locked() as con, tempfile.TemporaryDirectory(prefix="sparkify-pg-") as spill:
+        with self._locked() as con:
             self._started = datetime.now(UTC)
             try:
                 self._ensure(con)
             except psycopg.Error as exc:
                 raise TargetError(f"cannot create the tables in {self.describe()}: {self._scrub(exc)}") from None
+            # DuckDB creates its spill directory only when it spills, and removes it on close.
+            spill = os.path.join(tempfile.gettempdir(), f"sparkify-pg-{uuid.uuid4().hex[:12]}")
             self._duck = duckdb.connect()
             configure(self._duck, self.memory_limit, spill)
             self._con = con
@@ -277,6 +281,7 @@ class PostgresTarget(Target):
                 self._con = None
                 self._duck.close()
                 self._duck = None
+                shutil.rmtree(spill, ignore_errors=True)
 
     def engine_connection(self) -> duckdb.DuckDBPyConnection:
         assert self._duck is not None, "use within session()"
