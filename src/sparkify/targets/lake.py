@@ -113,15 +113,18 @@ class LakeTarget(Target):
     @contextmanager
     def session(self) -> Iterator[None]:
         with self.store.lock(self.lock_timeout, self.lock_lease) as lock:
-            self.store.prepare()
-            self._base = self.store.current()
             temp_dir = tempfile.mkdtemp(prefix="sparkify-lake-")
             con = duckdb.connect()
             try:
+                self.store.prepare()
+                self._base = self.store.current()
                 configure(con, self.memory_limit, temp_dir)
                 self._views(con, self._base, (LOADED_FILES, SONG_RECORDS))  # the ledger and the catalogue
                 self._con, self._lock = con, lock
                 yield
+            except Exception:
+                lock.check()  # a lock lost meanwhile explains any failure (another run changed the lake): say so
+                raise
             finally:
                 con.close()
                 self._con = self._lock = None

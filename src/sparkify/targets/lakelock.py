@@ -106,6 +106,7 @@ class S3Lock:
         self.etag: str | None = None
         self.lost = False
         self._stop = threading.Event()
+        self._owned = threading.Lock()  # a renewal and an ownership check never interleave
         self._thread: threading.Thread | None = None
 
     def _put(self, **condition) -> str:
@@ -161,17 +162,28 @@ class S3Lock:
 
     def _renew(self) -> None:
         while not self._stop.wait(self.lease / 3):
-            try:
-                self.etag = self._put(IfMatch=self.etag)
-            except Exception:  # any failure to renew means another run may take over
-                log.error("%s: could not renew the lock; this run will not publish", self.what)
-                self.lost = True
-                return
+            with self._owned:
+                try:
+                    self.etag = self._put(IfMatch=self.etag)
+                except Exception:  # any failure to renew means another run may take over
+                    log.error("%s: could not renew the lock; this run will not publish", self.what)
+                    self.lost = True
+                    return
 
     def check(self) -> None:
-        """Raise if the lease was lost: called right before the commit."""
+        """Raise unless the lock object is still ours: asked of S3 itself, not of the renewal thread,
+        which may not have woken yet after the process was stopped past its lease."""
+        from botocore.exceptions import ClientError
+
+        with self._owned:
+            if not self.lost:
+                try:
+                    self.lost = self.client.head_object(Bucket=self.bucket, Key=self.key)["ETag"] != self.etag
+                except ClientError:
+                    self.lost = True
         if self.lost:
-            raise TargetError(f"{self.what}: the lock was lost during the run; nothing was published")
+            raise TargetError(f"{self.what}: the lock was lost during the run (another run took it over); "
+                              "nothing was published")
 
     def __exit__(self, *exc) -> None:
         from botocore.exceptions import ClientError
