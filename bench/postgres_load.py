@@ -46,10 +46,12 @@ from sparkify.targets.postgres import DIALECT, PostgresTarget
 
 AGENTS = [
     "Mozilla/5.0 (Windows NT 6.1; WOW64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/36.0.1985.143 Safari/537.36",
-    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_9_4) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/36.0.1985.143 Safari/537.36",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_9_4) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/36.0.1985.143 Safari/537.36",
     "Mozilla/5.0 (Windows NT 6.1; WOW64; rv:31.0) Gecko/20100101 Firefox/31.0",
     "Mozilla/5.0 (compatible; MSIE 10.0; Windows NT 6.1; WOW64; Trident/6.0)",
-    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Ubuntu Chromium/36.0.1985.125 Chrome/36.0.1985.125 Safari/537.36",
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Ubuntu Chromium/36.0.1985.125 "
+    "Chrome/36.0.1985.125 Safari/537.36",
 ]
 CITIES = ["San Francisco-Oakland-Hayward, CA", "Phoenix-Mesa-Scottsdale, AZ", "Atlanta-Sandy Springs-Roswell, GA",
           "New York-Newark-Jersey City, NY-NJ-PA", "Lansing-East Lansing, MI", "Chicago-Naperville-Elgin, IL-IN-WI"]
@@ -84,7 +86,8 @@ def synthesize(path: str, songplays: int, first: int = 0) -> None:
                'song title ' || i AS title_key, 'artist ' || i AS artist_key
         FROM range({first // 100}, {first // 100 + songs}) r(i)
     """)
-    con.execute("CREATE OR REPLACE TABLE b_songs AS SELECT song_id, title, artist_id, year, duration FROM b_song_records")
+    con.execute("CREATE OR REPLACE TABLE b_songs AS "
+                "SELECT song_id, title, artist_id, year, duration FROM b_song_records")
     step = max(1, MONTH_MS // (songplays + first))
     con.execute(f"""
         CREATE OR REPLACE TABLE b_songplays AS
@@ -111,7 +114,8 @@ def synthesize(path: str, songplays: int, first: int = 0) -> None:
         SELECT i::BIGINT AS user_id, 'First' || i AS first_name, 'Last' || i AS last_name,
                CASE WHEN i % 2 = 0 THEN 'F' ELSE 'M' END AS gender,
                CASE WHEN i % 4 = 0 THEN 'paid' ELSE 'free' END AS level,
-               ({START_MS} + {first}::BIGINT * {step} + i)::BIGINT AS ts, i::BIGINT AS session_id, 0::BIGINT AS item_in_session
+               ({START_MS} + {first}::BIGINT * {step} + i)::BIGINT AS ts, i::BIGINT AS session_id,
+               0::BIGINT AS item_in_session
         FROM range(1, {users + 1}) r(i)
     """)
     con.execute("""

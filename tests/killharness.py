@@ -216,8 +216,8 @@ class Scenario:
         logs = sorted((data / "log_data").rglob("*.json"))
         songs = sorted((data / "song_data").rglob("*.json"))
         for path in (logs[0], logs[-1]):
-            with path.open("a", encoding="utf-8") as fh:
-                fh.write(BAD_EVENT + "\n")
+            text = path.read_bytes()
+            path.write_bytes(text + (b"" if text.endswith(b"\n") else b"\n") + BAD_EVENT.encode() + b"\n")
         broken = songs[-1].with_name("TRBROKEN0000000.json")
         broken.write_text(BAD_SONG)
         late = logs[len(logs) // 2:] + songs[len(songs) // 2:] + [broken]

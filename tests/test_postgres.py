@@ -360,10 +360,12 @@ def test_a_kill_mid_merge_leaves_the_previous_state(pg_url, sample_copy, tmp_pat
     run_json(*_args(sample_copy, pg_url))
     before = snapshot(pg_url)
     _move_back(later, sample_copy)
+    config = tmp_path / "sparkify.toml"  # keys maintained: the run stages and merges, then waits
+    config.write_text(f'[target]\nurl = "{pg_url}"\nrebuild_keys_above = 1e9\n')
     with _pg(pg_url) as blocker:
         blocker.execute("BEGIN")
         blocker.execute("LOCK TABLE songplays IN SHARE MODE")  # the run's songplays merge will wait here
-        run = _cli("run", *_args(sample_copy, pg_url))
+        run = _cli("--config", config, "run", *_args(sample_copy, pg_url))
         pid = _wait_for(lambda: _backend(pg_url, 'INSERT INTO "public"."songplays"'), "the merge to block")
         run.send_signal(signal.SIGKILL)
         run.wait()

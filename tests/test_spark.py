@@ -18,13 +18,14 @@ import time
 from pathlib import Path
 
 import duckdb
+import pyspark
 import pytest
 
 from tests.conftest import balanced, run_cli, run_json, star_rows
 
 pytestmark = pytest.mark.spark
 
-SPARK_SUBMIT = Path(sys.executable).parent.parent / "lib" / "python3.11" / "site-packages" / "pyspark" / "bin" / "spark-submit"
+SPARK_SUBMIT = Path(pyspark.__file__).parent / "bin" / "spark-submit"
 JOB = Path(__file__).resolve().parents[1] / "src" / "sparkify" / "spark_job.py"
 SPARK_ENV = {"TZ": "UTC", "SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable,
              "PYSPARK_DRIVER_PYTHON": sys.executable}
@@ -84,6 +85,92 @@ def assert_same(summaries: dict, snaps: dict) -> None:
         assert snaps["spark"][name] == snaps["duckdb"][name], name
     assert accounting(summaries["spark"]) == accounting(summaries["duckdb"])
     assert balanced(summaries["spark"])
+
+
+# -- one record at a time --------------------------------------------------------
+
+EVENT_LINES = [
+    '{"ts":1541903636796,"userId":"39","sessionId":38,"itemInSession":0,"page":"NextSong","length":277.89016}',
+    '{"ts":"1541903636796","userId":39,"sessionId":"38","itemInSession":"0.0","length":"277.89"}',
+    '{"ts":1.541903636796E12,"userId":"  \\"39\\" ","sessionId":38.0,"itemInSession":1e1}',
+    '{"ts":1541903636796.0,"length":1e-5,"song":1.5e7,"artist":1e22,"page":0.0001,"level":12345678.0,'
+    '"location":-0.0,"firstName":1E400,"lastName":NaN,"gender":Infinity,"userAgent":-Infinity}',
+    '{"ts":1,"length":1E400}', '{"ts":1,"length":NaN}', '{"ts":1,"length":"1_000"}', '{"ts":1,"length":"1.5d"}',
+    '{"ts":1,"length":" +-5 "}', '{"ts":1,"length":true}', '{"ts":1,"length":{"a":1}}', '{"ts":1,"userId":true}',
+    '{"ts":1,"userId":[1,2]}', '{"ts":1,"userId":"12.5"}', '{"ts":1,"userId":"99999999999999999999"}',
+    '{"ts":1,"userId":"12\\n"}', '{"ts":1,"song":{"x":[1,"a"]}}', '{"ts":1,"song":[1]}',
+    '{"ts":1,"song":"{not nested}"}', '{"ts":1,"song":"[x"}', '{"ts":1,"song":true}',
+    '{"ts":1,"song":"caf\\u00e9"}', '{"ts":1,"song":"Ã©"}', '{"ts":1} x', '{"ts":1}{"ts":2}',
+    '{"ts":1} {"ts":2}', '{"ts":1},{"ts":2}', '{"ts":1}]', '{"ts":1', '[1]', '42', '-42', '"s"', 'null', 'true',
+    '1.5', '18446744073709551616', '-9223372036854775809', '\t{"ts":1}', ' {"ts":1}', "{'ts':1}",
+    'not json at all', '{"ts":"abc"}', '{}', '{"userId":"5"}', '{"ts": 01}', '\ufeff{"ts":1}', '{"ts":1}\r',
+    '{"ts":1,"song":"a\\"b"}', '{"ts":1,"song":"\\"quoted\\""}', '{"ts":1,"TS":2}', '{"ts":1,"song":"}{"}',
+    '{"ts":-0}', '{"ts":"-0"}', '{"ts":"007"}', '{"ts":"+5"}', '{"ts":1,"length":"0x10"}',
+    '{"ts":1,"length":"inf"}', '{"ts":1,"length":".5"}', '{"ts":1,"length":"5."}', '{"ts":1,"length":2.5e-10}',
+    '{"ts":1,"song":123456789012345678901234567890}', '{"ts":1,"song":0.1234567890123456789}',
+    '{"ts":1,"song":1.5e-4,"artist":1.5e-3,"level":1e16,"location":1e15}',
+]
+SONG_LINES = [
+    '{"song_id":"S1","title":"T","artist_id":"A","artist_name":"N","duration":1.5,"year":0}',
+    '{"song_id":" \\"S1\\" ","title":"\\"\\"","artist_id":"A","artist_name":"N","duration":"1.5"}',
+    '{"song_id":"S1","title":"T","artist_id":"A","artist_name":"Ã©","duration":1e400}',
+    '{"song_id":"S1","title":{"t":1},"artist_id":"A","artist_name":"N","duration":1}',
+    '{"song_id":"S1","title":"T","artist_id":"A","artist_name":"N","duration":1,"year":"1997.0",'
+    '"artist_latitude":"x"}',
+    '{"song_id":123,"title":4.5,"artist_id":true,"artist_name":"N","duration":1,"artist_longitude":-0.0}',
+]
+
+
+def typed_both(spark, lines: list[str], fields, required, lazy: bool) -> tuple[dict, dict]:
+    """records.typed_sql on DuckDB and spark_records on Spark over the same raw lines: {line: (values, error)}."""
+    from pyspark.sql import functions as F
+
+    from sparkify.engines.duckdb import configure
+    from sparkify.engines.spark_records import read_fields, with_errors
+    from sparkify.engines.spark_text import TextFix
+    from sparkify.records import raw_json_source, typed_sql
+
+    con = duckdb.connect()
+    configure(con, "1GB", None)
+    con.execute("CREATE TABLE lines (source_file VARCHAR, line BIGINT, raw VARCHAR)")
+    con.executemany("INSERT INTO lines VALUES ('f', ?, ?)", list(enumerate(lines)))
+    names = ", ".join(f'"{f.name}"' for f in fields)
+    sql = typed_sql(raw_json_source("lines", fields), fields, required, lazy_text=lazy)
+    duck = {r[0]: (r[1:-1], r[-1]) for r in con.execute(f"SELECT line, {names}, error FROM ({sql})").fetchall()}
+    rows = read_fields(spark.createDataFrame(list(enumerate(lines)), "line bigint, raw string"), fields)
+    text = {f.name: f"a_{f.name}" for f in fields if f.type == "text"}
+    if lazy:
+        rows = rows.select("*", *(F.col(a).alias(n) for n, a in text.items()))
+    else:
+        rows = TextFix(spark, rows.select(F.explode(F.array(*text.values())))).apply(rows, text)
+    got = with_errors(rows, fields, required).collect()
+    return duck, {r["line"]: (tuple(r[f.name] for f in fields), r["error"]) for r in got}
+
+
+
+@pytest.mark.parametrize("kind", ["events", "songs"])
+def test_each_record_gets_the_duckdb_verdict(spark, kind):
+    """Values and reasons, record by record, on lines chosen where Jackson and DuckDB's parser differ."""
+    from sparkify.records import EVENT_FIELDS, EVENT_REQUIRED, SONG_FIELDS, SONG_REQUIRED
+
+    lines = EVENT_LINES if kind == "events" else SONG_LINES
+    fields, required = (EVENT_FIELDS, EVENT_REQUIRED) if kind == "events" else (SONG_FIELDS, SONG_REQUIRED)
+    duck, got = typed_both(spark, lines, fields, required, lazy=kind == "events")
+    for i, line in enumerate(lines):
+        assert got[i][1] == duck[i][1], line
+        if duck[i][1] is None:
+            assert got[i][0] == duck[i][0], line
+    assert sum(e is None for _, e in duck.values()) >= 2 and sum(e is not None for _, e in duck.values()) >= 2
+
+
+def test_known_differences_are_what_the_docs_say(spark):
+    """Trailing commas: DuckDB loads, Spark rejects. Duplicate keys: DuckDB keeps the first, Spark the last."""
+    from sparkify.records import EVENT_FIELDS, EVENT_REQUIRED
+
+    lines = ['{"ts":1,"page":"Home",}', '{"ts":1,"ts":2}']
+    duck, got = typed_both(spark, lines, EVENT_FIELDS, EVENT_REQUIRED, lazy=True)
+    assert duck[0][1] is None and got[0][1] == "not valid JSON"
+    assert duck[1][0][0] == 1 and got[1][0][0] == 2
 
 
 # -- the real sample ----------------------------------------------------------

@@ -208,13 +208,10 @@ def _songs(batch: SparkBatch, fix: TextFix, rows: DataFrame, catalogue: DataFram
 def _artists(catalogue: DataFrame, records: DataFrame) -> DataFrame:
     """Each artist's most frequent non-NULL value per field (ties: the smallest), over all its songs."""
     touched = catalogue.join(records.select("artist_id").distinct(), "artist_id", "left_semi")
-    out = None
-    for name, src in (("name", "artist_name"), ("location", "artist_location"),
-                      ("latitude", "artist_latitude"), ("longitude", "artist_longitude")):
-        mode = (touched.where(F.col(src).isNotNull()).groupBy("artist_id", src).count()
-                .groupBy("artist_id").agg(F.min_by(src, F.struct(-F.col("count"), F.col(src))).alias(name)))
-        out = mode if out is None else out.join(mode, "artist_id", "left")
-    return out.select("artist_id", "name", "location", "latitude", "longitude")
+    fields = {"name": "artist_name", "location": "artist_location",
+              "latitude": "artist_latitude", "longitude": "artist_longitude"}
+    return touched.groupBy("artist_id").agg(*(F.mode(src, deterministic=True).alias(out)
+                                               for out, src in fields.items()))
 
 
 # -- events ------------------------------------------------------------------

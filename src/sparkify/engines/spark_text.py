@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 
+import pyarrow as pa
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -25,15 +26,21 @@ log = logging.getLogger(__name__)
 _SCHEMA = T.StructType([T.StructField(n, T.StringType()) for n in ("v", "clean", "key")])
 
 
+def _clean_text(values: pa.Array) -> pa.Array:
+    return clean_text_arrow(values)
+
+
+def _match_key(values: pa.Array) -> pa.Array:
+    return match_key_arrow(values)
+
+
 class TextFix:
     """Cleaned text and match key of every non-ASCII value of a run."""
 
     def __init__(self, spark: SparkSession, values: DataFrame):
         """`values`: one string column `v` (any name), possibly with repeats and ASCII values."""
-        from pyspark.sql.functions import ArrowUDFType, arrow_udf
-
-        clean_udf = arrow_udf(clean_text_arrow, T.StringType(), ArrowUDFType.SCALAR)
-        key_udf = arrow_udf(match_key_arrow, T.StringType(), ArrowUDFType.SCALAR)
+        clean_udf = F.arrow_udf(_clean_text, T.StringType())
+        key_udf = F.arrow_udf(_match_key, T.StringType())
         v = F.col(values.columns[0])
         distinct = values.select(v.alias("v")).where(non_ascii(F.col("v"))).distinct()
         cleaned = distinct.select("v", clean_udf(F.col("v")).alias("clean"))
