@@ -84,7 +84,7 @@ class TimingConnection:
         if self._profiling:
             self._con.execute("PRAGMA disable_profiling")
             self._profiling = False
-        if self._explain and self._explain in key[1]:
+        if self._explain and any(part in key[1] for part in self._explain.split("|")):
             plan = self._out / f"plan-{len(self.plans) + 1}.json"
             self._con.execute("PRAGMA enable_profiling = 'json'")
             self._con.execute("SET profiling_output = ?", [str(plan)])
@@ -147,7 +147,7 @@ def main() -> None:
     parser.add_argument("--target", default="bench/data/run/profile/star.duckdb")
     parser.add_argument("--top", type=int, default=15)
     parser.add_argument("--explain", help="also print DuckDB's profile (operators, timings) of the statements "
-                                          "containing this text, e.g. 'INSERT INTO ev'")
+                                          "containing this text (alternatives separated by |), e.g. 'INSERT INTO ev'")
     args = parser.parse_args()
     shutil.rmtree(os.path.dirname(args.target), ignore_errors=True)
     plans = Path(args.target).parent / "plans"

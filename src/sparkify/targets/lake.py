@@ -179,7 +179,7 @@ class LakeTarget(Target):
                 if keys or not (carried or layout.partition_by(table)):
                     out = write_parquet(merge.rows(table, keys), layout, table, base_dir, self.store.fs, new.id,
                                         lambda path, f=folder: self.store.rel(new, f, path), self.max_rows_per_file,
-                                        self.compression)
+                                        self.compression, self.store.max_open_files)
                     entries += out.entries
                     written += out.paths
                 new.tables[table.name] = sorted(entries, key=lambda e: e.path)

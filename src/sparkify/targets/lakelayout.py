@@ -118,7 +118,7 @@ about 17 % larger (songplays of 1m events: 17.1 against 14.6 MiB)."""
 
 def write_parquet(reader: pa.RecordBatchReader, layout: Layout, table: Table, base_dir: str, filesystem,
                   version: str, rel: Callable[[str], str], max_rows_per_file: int,
-                  compression: str = "snappy") -> Written:
+                  compression: str = "snappy", max_open_files: int = 1024) -> Written:
     """Write one table's rows as hive-partitioned, compressed Parquet; what was written."""
     full, partition = layout.arrow_schemas(table)
     types = layout.partition_python_types(table)
@@ -141,7 +141,7 @@ def write_parquet(reader: pa.RecordBatchReader, layout: Layout, table: Table, ba
         existing_data_behavior="overwrite_or_ignore", preserve_order=True,
         create_dir=isinstance(filesystem, pafs.LocalFileSystem),
         max_rows_per_file=max_rows_per_file, max_rows_per_group=min(max_rows_per_file, 1 << 20),
-        max_partitions=1 << 30,  # sorted input: each partition is written once, then closed
+        max_partitions=1 << 30, max_open_files=max_open_files,  # sorted input: a partition is written, then left
     )
     if not out.entries and not len(partition):
         path = f"{base_dir}/part-{version}-0.parquet"

@@ -127,6 +127,8 @@ class Store(abc.ABC):
 
     fs: Any
     """The pyarrow filesystem every Parquet file is read and written through."""
+    max_open_files = 1024
+    """Files a table's write keeps open at once (pyarrow's default)."""
 
     @abc.abstractmethod
     def path(self, manifest: Manifest, rel: str) -> str:
@@ -302,6 +304,8 @@ class LocalStore(Store):
 
 class S3Store(Store):
     CONTROL = "_sparkify"
+    max_open_files = 16
+    """pyarrow buffers about 10 MiB per open S3 file: 1,024 open song partitions took 11 GB here."""
 
     def __init__(self, url: str, s3_settings):
         from sparkify import objectstore
