@@ -1,9 +1,10 @@
 """The inputs the benchmark runs on: the real sample, and generated data at chosen scales.
 
 A scale is `sample` (the real files in ../shared/data/sparkify), `catalogue`
-(the 14,896 song files and empty logs) or a number of events (`100k`, `1m`, `10m`): `sparkify generate` writes it once under
-bench/data/<scale>-seed<seed>/ with the full 14,896-song catalogue, and later
-runs reuse it when its manifest says it was made with the same options.
+(the 14,896 song files and empty logs) or a number of events (`100k`, `1m`,
+`10m`): `sparkify generate` writes it once under bench/data/<scale>-seed<seed>/
+with the full 14,896-song catalogue, and later runs reuse it when its manifest
+says it was made with the same options.
 """
 
 from __future__ import annotations
@@ -63,26 +64,20 @@ def _size(root: Path) -> tuple[int, int]:
     return total, sum(1 for _ in (root / "song_data").rglob("*.json"))
 
 
-def ensure(scale: str, seed: int = 0, songs: int | None = None) -> Dataset:
+def ensure(scale: str, seed: int = 0) -> Dataset:
     """The dataset for a scale, generated now if it is not there yet (or was made otherwise)."""
     events = parse_scale(scale)
     if events is None:
         size, song_files = _size(SAMPLE)
         return Dataset("sample", SAMPLE, SAMPLE_EVENTS, song_files, size)
-    root = DATA / f"{scale}-seed{seed}" if songs is None else DATA / f"{scale}-seed{seed}-songs{songs}"
+    root = DATA / f"{scale}-seed{seed}"
     manifest_path = root / "manifest.json"
-    wanted = {"events": events, "seed": seed}
-    if songs is not None:
-        wanted["songs"] = songs
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else None
-    if manifest is None or any(manifest["options"].get(k) != v for k, v in wanted.items()):
+    if manifest is None or (manifest["options"]["events"], manifest["options"]["seed"]) != (events, seed):
         shutil.rmtree(root, ignore_errors=True)
         log.info("generating %s events under %s", f"{events:,}", root)
-        argv = [sys.executable, "-m", "sparkify.cli", "generate", "--out", str(root), "--events", str(events),
-                "--seed", str(seed)]
-        if songs is not None:
-            argv += ["--songs", str(songs)]
-        subprocess.run(argv, check=True, cwd=REPO)
+        subprocess.run([sys.executable, "-m", "sparkify.cli", "generate", "--out", str(root), "--events", str(events),
+                        "--seed", str(seed)], check=True, cwd=REPO)
         manifest = json.loads(manifest_path.read_text())
     size, song_files = _size(root)
     return Dataset(scale, root, manifest["expected"]["events"]["read"], song_files, size, manifest)

@@ -117,9 +117,10 @@ def write(results: list[dict], datasets: list[dict], info: dict, directory: Path
 
 
 def merge(paths: list[Path], directory: Path) -> Path:
-    """Re-render runs (several JSON files, e.g. one per scale) as one run: its results, later ones last."""
+    """Re-render runs (several JSON files) as one table: per (scale, scenario) the latest run's result."""
     runs = [json.loads(p.read_text()) for p in paths]
-    results = [r for run in runs for r in run["results"]]
+    results = list({(r["scale"], r["scenario"]): dict(r, run=run["run"])
+                    for run in runs for r in run["results"]}.values())
     datasets = list({d["scale"]: d for run in runs for d in run["datasets"]}.values())
     info = dict(runs[0]["machine"], load_average_end=runs[-1]["machine"].get("load_average_end"))
     return write(results, datasets, info, directory, "+".join(run["run"] for run in runs))

@@ -105,6 +105,21 @@ class Child:
     def stderr_so_far(self) -> str:
         return (Path(self._err.name)).read_text(encoding="utf-8", errors="replace")
 
+    def reached(self, stage: str | None) -> bool:
+        """Wait until the command logs `stage` as done (None: at once); False if it ended before."""
+        while stage is not None and self.running() and not logged(stage, self.stderr_so_far()):
+            time.sleep(0.005)
+        return self.running()
+
+    def timeline(self) -> dict[str, float]:
+        """Run to the end, noting when (seconds after the start) each stage was logged; `end` too."""
+        seen: dict[str, float] = {}
+        while self.running():
+            text = self.stderr_so_far()
+            seen.update({stage: self.elapsed() for stage in STAGES if stage not in seen and logged(stage, text)})
+            time.sleep(0.005)
+        return {**seen, "end": self.elapsed()}
+
     def alive_at(self, seconds: float) -> bool:
         """Wait until `seconds` after the start; True if the command is still running then."""
         while self.running() and self.elapsed() < seconds:
@@ -146,13 +161,24 @@ def sparkify(*args: object, workdir: Path, env: dict[str, str] | None = None, ti
     return Child([str(a) for a in args], workdir, env, setpriv).wait(timeout)
 
 
+PHASES = ("start-up/list", "songs", "events", "star", "load", "after load")
+"""Where a run can be: each phase ends when the run logs the stage of the same name (`list` for the first)."""
+ANCHOR = dict(zip(PHASES, (None, *STAGES)))
+"""The stage whose log line opens each phase."""
+STRIKE_ORDER = ("load", "star", "after load", "events", "songs", "start-up/list")
+"""The phases trials aim at, in turn: the commit first, so that even three trials reach it."""
+
+
+def logged(stage: str, stderr: str) -> bool:
+    return re.search(rf"\b{stage}(?: \([\d,]+ new files\))?: [\d.]+ s", stderr) is not None
+
+
 def phase(stderr: str) -> str:
-    """The stage a run was in when it stopped: the first one it had not logged as done."""
-    done = set(re.findall(r"\b(" + "|".join(STAGES) + r")(?: \([\d,]+ new files\))?: [\d.]+ s", stderr))
-    for stage in STAGES:
-        if stage not in done:
-            return "start-up/list" if stage == "list" else stage
-    return "after load"
+    """The phase a run was in when it stopped: the first whose stage it had not logged as done."""
+    for name, stage in zip(PHASES, STAGES):
+        if not logged(stage, stderr):
+            return name
+    return PHASES[-1]
 
 
 class Targets:
@@ -298,17 +324,18 @@ def judge(state: State, before: State, after: State) -> str:
 
 @dataclass
 class Reference:
-    """The two states an undisturbed two-step load goes through, and how long its second run took."""
+    """The two states an undisturbed two-step load goes through, and how long each phase of its second run took."""
 
     before: State
     after: State
-    seconds: float
+    windows: dict[str, float]
 
 
 @dataclass
 class Trial:
     kind: str
     number: int
+    aimed: str
     at: float
     struck: bool  # the fault hit a running command (False: it had finished already)
     killed: bool
@@ -358,16 +385,24 @@ class Campaign:
         self._run(target, where)
         before = read_state(target)
         self.scenario.second_half()
-        seconds = self._run(target, where).seconds
-        return Reference(before, read_state(target), seconds)
+        child = Child(self.scenario.run_args(target), where, self._env(where / "tmp"))
+        times = child.timeline()
+        result = child.wait()
+        assert result.code == 0 and set(STAGES) <= set(times), f"the reference run failed:\n{result.stderr[-3000:]}"
+        marks = [0.0, *(times[s] for s in STAGES), times["end"]]
+        windows = {name: max(end - start, 0.0) for name, start, end in zip(PHASES, marks, marks[1:])}
+        return Reference(before, read_state(target), windows)
 
-    def trial(self, number: int, at: float, fault: Fault, ref: Reference) -> Trial:
+    def trial(self, number: int, aimed: str, fraction: float, fault: Fault, ref: Reference) -> Trial:
+        """Strike the second run `fraction` of the way through phase `aimed` (as long as in the reference)."""
         target, where = self.new_target(f"trial{number}"), self.workdir / f"trial{number}"
         self.scenario.first_half()
         self._run(target, where)
         self.scenario.second_half()
         tmp = where / "struck-tmp"
         child = Child(self.scenario.run_args(target), where, self._env(tmp))
+        child.reached(ANCHOR[aimed])
+        at = child.elapsed() + fraction * ref.windows[aimed]
         struck = fault(child, at)
         result = child.wait()
         leftovers = len(list(tmp.iterdir())) if tmp.exists() else 0
@@ -388,19 +423,19 @@ class Campaign:
             detail += f" no convergence (exit {converge.code}): {converge.stderr[-1500:]}"
         if result.code != 0 and not result.killed and not result.clear_error:
             detail += f" unclear failure: {result.stderr[-1500:]}"
-        return Trial(self.kind, number, round(at, 3), struck, result.killed, phase(result.stderr), result.code,
+        return Trial(self.kind, number, aimed, round(at, 3), struck, result.killed, phase(result.stderr), result.code,
                      result.clear_error, outcome, check.code == 0, converged, leftovers, detail.strip())
 
     def run(self, count: int, seed: int, fault: Fault = kill, ref: Reference | None = None) -> list[Trial]:
-        """`count` trials, strike times spread evenly (with jitter) over the measured run time."""
+        """`count` trials, aimed at each phase in turn, at a random point (seeded) of its measured length."""
         ref = ref or self.reference()
         rng = random.Random(seed)
-        times = [(i + rng.random()) / count * ref.seconds for i in range(count)]
-        return [self.trial(i, at, fault, ref) for i, at in enumerate(times)]
+        return [self.trial(i, STRIKE_ORDER[i % len(STRIKE_ORDER)], rng.random(), fault, ref) for i in range(count)]
 
 
 def failures(trials: list[Trial]) -> str:
-    return "\n".join(f"{t.kind} #{t.number} at {t.at}s ({t.phase}): {t.outcome}, check={t.check}, "
+    return "\n".join(f"{t.kind} #{t.number} aimed at {t.aimed}, struck at {t.at}s ({t.phase}): {t.outcome}, "
+                     f"check={t.check}, "
                      f"converged={t.converged}, exit={t.code}: {t.detail}" for t in trials if not t.ok)
 
 
@@ -429,13 +464,13 @@ TRIALS_HEADER = ("target", "trials", "struck mid-run", "before-state", "after-st
 def phases_row(name: str, trials: list[Trial]) -> list[object]:
     by_phase = Counter((t.phase, t.outcome) for t in trials if t.struck)
     cells = []
-    for stage in ("start-up/list", *STAGES[1:], "after load"):
+    for stage in PHASES:
         b, a = by_phase[(stage, "before")], by_phase[(stage, "after")]
         cells.append(f"{b}/{a}" if b or a else "-")
     return [name, *cells]
 
 
-PHASES_HEADER = ("target", "start-up/list", *STAGES[1:], "after load")
+PHASES_HEADER = ("target", *PHASES)
 
 
 def write_section(name: str, markdown: str, path: Path = RELIABILITY) -> None:

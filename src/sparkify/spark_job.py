@@ -78,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     from sparkify.engines.spark_session import session
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
+    logging.getLogger("py4j").setLevel(logging.WARNING)
     args = _parser().parse_args(argv)
     started = time.perf_counter()
     run_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + uuid.uuid4().hex[:8]

@@ -33,16 +33,19 @@ def _count(text: str) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", required=True, help="directory to write song_data/, log_data/ and manifest.json")
-    parser.add_argument("--events", required=True, type=_count, help="log events to write (e.g. 100000, 1m)")
-    parser.add_argument("--seed", type=int, default=0, help="same seed and options, same bytes (default 0)")
-    parser.add_argument("--songs", type=_count, default=params.CATALOGUE_SONGS,
+    parser.add_argument("--out", required=True, metavar="DIR",
+                        help="directory to write song_data/, log_data/ and manifest.json")
+    parser.add_argument("--events", required=True, type=_count, metavar="N",
+                        help="log events to write (e.g. 100000, 1m)")
+    parser.add_argument("--seed", type=int, default=0, metavar="S",
+                        help="same seed and options, same bytes (default 0)")
+    parser.add_argument("--songs", type=_count, default=params.CATALOGUE_SONGS, metavar="M",
                         help=f"songs in the catalogue (default {params.CATALOGUE_SONGS:,}, the original's)")
-    parser.add_argument("--days", type=int, default=30, help="days of logs, one file each (default 30)")
-    parser.add_argument("--users", type=_count, help="users (default: the sample's 97 per 8,056 events)")
-    parser.add_argument("--match-rate", type=_rate, default=params.MATCH_RATE,
+    parser.add_argument("--days", type=int, default=30, metavar="D", help="days of logs, one file each (default 30)")
+    parser.add_argument("--users", type=_count, metavar="U", help="users (default: the sample's 97 per 8,056 events)")
+    parser.add_argument("--match-rate", type=_rate, default=params.MATCH_RATE, metavar="R",
                         help=f"share of plays drawn from the catalogue (default {params.MATCH_RATE})")
-    parser.add_argument("--dirty", type=_rate, default=0.0,
+    parser.add_argument("--dirty", type=_rate, default=0.0, metavar="RATE",
                         help="plant rejects and absorbable mess at this rate of the records (default 0)")
     parser.add_argument("--json", action="store_true", help="print the manifest on stdout")
 

@@ -111,8 +111,9 @@ def generate(out: Path, options: Options) -> dict:
             log_files += 1
     logs_seconds, logs_cpu = time.perf_counter() - logs_started, time.process_time() - logs_cpu
     if dirt:
-        (out / log_path(start.date() + timedelta(options.days))).parent.mkdir(parents=True, exist_ok=True)
-        (out / log_path(start.date() + timedelta(options.days))).touch()
+        empty = out / log_path(start.date() + timedelta(options.days))
+        empty.parent.mkdir(parents=True, exist_ok=True)
+        empty.touch()
         tally.mess["empty_file"] += 1
         log_files += 1
     manifest = {

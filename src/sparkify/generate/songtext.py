@@ -77,7 +77,8 @@ class Pieces:
         self.array = pa.array([w for form in forms for w in (*form, "")], type=pa.string())
 
     def take(self, index: np.ndarray, form: np.ndarray | int) -> pa.Array:
-        return self.array.take(pa.array(np.asarray(index, dtype=np.int64) + np.asarray(form, dtype=np.int64) * self.size))
+        rows = np.asarray(index, dtype=np.int64) + np.asarray(form, dtype=np.int64) * self.size
+        return self.array.take(pa.array(rows))
 
 
 def _choose(u: np.ndarray, ascii_count: int, accented_count: int, v: np.ndarray) -> np.ndarray:

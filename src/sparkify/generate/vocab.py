@@ -56,7 +56,8 @@ BAND_WORDS = (
     "Rebels", "Red", "River", "Saints", "Silver", "Sonic", "Stone", "Storm", "Sugar", "Velvet",
     "Wolves", "Young",
 )
-ACCENTED_NAME_PARTS = ("Björk", "Renée", "José", "Zoë", "Müller", "Núñez", "Søren", "Chloé", "Sigur Rós", "Beyoncé")
+ACCENTED_NAME_PARTS = ("Björk", "Renée", "José", "Zoë", "Müller", "Núñez", "Søren", "Chloé", "Sigur Rós",
+                       "Beyoncé")
 
 CITIES = (
     "Ashford", "Bayview", "Bellmont", "Brookfield", "Carlton", "Cedar Falls", "Clearwater", "Crestview",
