@@ -123,7 +123,8 @@ def arrow_filesystem(s: S3Settings | None = None):
     from pyarrow import fs as pafs
 
     s = s or settings()
-    kwargs: dict = {"anonymous": s.anon, "region": s.region}
+    # delayed open: a small file goes up in one PutObject instead of a 3-request multipart upload
+    kwargs: dict = {"anonymous": s.anon, "region": s.region, "allow_delayed_open": True}
     if s.endpoint_url:
         parts = urlsplit(s.endpoint_url if "://" in s.endpoint_url else f"https://{s.endpoint_url}")
         kwargs.update(endpoint_override=parts.netloc, scheme=parts.scheme)

@@ -51,6 +51,7 @@ def configure(con: duckdb.DuckDBPyConnection, memory_limit: str, temp_dir: str |
     the rare non-ASCII values (see normalize.py), so they never see the bulk.
     """
     con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET enable_progress_bar = false")  # our own progress goes to stderr
     con.execute("SET preserve_insertion_order = false")
     con.execute("SET memory_limit = ?", [memory_limit])
     if temp_dir:
@@ -239,13 +240,9 @@ class DuckDBEngine:
             FROM read_json($paths, format = 'newline_delimited', columns = {read_json_columns(EVENT_FIELDS)},
                            ignore_errors = true, filename = true)
         )"""
-        try:
-            self.con.execute(f"INSERT INTO ev {self._typed_events(fast, fast=True)}", {"paths": paths}).fetchall()
-            doubted = [r[0] for r in self.con.execute(
-                "SELECT DISTINCT source_file FROM ev WHERE err IS NOT NULL ORDER BY 1").fetchall()]
-        except duckdb.InvalidInputException as exc:  # e.g. a line over maximum_object_size: no ignore_errors
-            log.info("the fast reader gave up (%s): reading every log file line by line", str(exc).splitlines()[0])
-            doubted = sorted(paths)
+        self.con.execute(f"INSERT INTO ev {self._typed_events(fast, fast=True)}", {"paths": paths}).fetchall()
+        doubted = [r[0] for r in self.con.execute(
+            "SELECT DISTINCT source_file FROM ev WHERE err IS NOT NULL ORDER BY 1").fetchall()]
         if doubted:
             log.info("%d log files hold bad records: reading them line by line", len(doubted))
             self.con.execute("DELETE FROM ev WHERE source_file IN (SELECT unnest($paths))", {"paths": doubted}).fetchall()
@@ -319,7 +316,7 @@ class DuckDBEngine:
         unreadable: dict[str, dict[int, str]] = defaultdict(dict)
         if self._has_table("sp_csv_errors"):
             for path, offset, kind, message in self.con.execute("""
-                SELECT s.file_path, e.line_byte_position - 1, e.error_type, e.error_message
+                SELECT s.file_path, e.line_byte_position, e.error_type, e.error_message
                 FROM sp_csv_errors e JOIN sp_csv_scans s USING (scan_id, file_id)
             """).fetchall():
                 unreadable[path][offset] = (

@@ -25,7 +25,18 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sparkify.engines.duckdb import Batch
-from sparkify.schema import ARTISTS, REJECTS, SONG_RECORDS, SONGPLAYS, SONGS, TIME, USER_LATEST, USERS, Column, arrow_schema
+from sparkify.schema import (
+    ARTISTS,
+    REJECTS,
+    SONG_RECORDS,
+    SONGPLAYS,
+    SONGS,
+    TIME,
+    USER_LATEST,
+    USERS,
+    Column,
+    arrow_schema,
+)
 from sparkify.sources import SourceFile
 from sparkify.targets.duckdb import DIALECT
 

@@ -12,6 +12,7 @@ batch to any target) and by spark_job (which writes a lake with Spark).
 from __future__ import annotations
 
 import logging
+import posixpath
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
@@ -21,11 +22,12 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from sparkify import rawlines
-from sparkify.engines.spark_records import read_fields, with_errors
+from sparkify.engines.spark_records import is_object_text, read_fields, with_errors
 from sparkify.engines.spark_text import TextFix
 from sparkify.normalize import WHITESPACE
+from sparkify.progress import Progress
 from sparkify.records import EVENT_FIELDS, EVENT_REQUIRED, ID_TAIL, NEXTSONG_REQUIRED, SONG_FIELDS, SONG_REQUIRED
-from sparkify.schema import SONG_RECORDS, Table
+from sparkify.schema import SONG_RECORDS, SONGPLAYS, TIME, USER_LATEST, USERS, Table
 
 log = logging.getLogger(__name__)
 
@@ -88,15 +90,32 @@ def _file_path() -> Column:
     return F.coalesce(F.try_url_decode(F.replace(path, F.lit("+"), F.lit("%2B"))), path)
 
 
+EXPLICIT_PATHS = 500
+"""Above this many files, list their common folder recursively: Spark resolves explicit paths one by one
+(minutes for the 14,896 song files of the original catalogue), a recursive listing in seconds."""
+
+
+def _common_root(paths: list[str]) -> str:
+    scheme, sep, _ = paths[0].rpartition("://")
+    bare = [p.split("://", 1)[1] if sep else p for p in paths]
+    root = posixpath.commonpath(bare) if len(bare) > 1 else posixpath.dirname(bare[0])
+    return f"{scheme}{sep}{root}"
+
+
 def _read_text(spark: SparkSession, source: Source, wholetext: bool = False,
                line_sep: str | None = None) -> DataFrame | None:
     if not source:
         return None
     reader = spark.read
+    wanted = None
+    if isinstance(source, list) and len(source) > EXPLICIT_PATHS:
+        wanted = F.broadcast(spark.createDataFrame([(p,) for p in source], "source_file string"))
+        source = _common_root(source)
     if isinstance(source, str):
         reader = reader.option("recursiveFileLookup", "true").option("pathGlobFilter", "*.json")
-    return (reader.text(source, wholetext=wholetext, lineSep=line_sep)
-            .select(_file_path().alias("source_file"), F.col("value")))
+    df = (reader.text(source, wholetext=wholetext, lineSep=line_sep)
+          .select(_file_path().alias("source_file"), F.col("value")))
+    return df.join(wanted, "source_file", "left_semi") if wanted is not None else df
 
 
 def _persist(batch: SparkBatch, df: DataFrame) -> DataFrame:
@@ -106,11 +125,9 @@ def _persist(batch: SparkBatch, df: DataFrame) -> DataFrame:
 
 
 def compute(spark: SparkSession, songs: Source, logs: Source, catalogue: DataFrame | None,
-            progress=None) -> SparkBatch:
+            progress: Progress | None = None) -> SparkBatch:
     """The batch for these song and log files; `catalogue` holds the song records already loaded."""
-    from contextlib import nullcontext
-
-    stage = progress.stage if progress is not None else (lambda *a, **k: nullcontext())
+    stage = (progress or Progress(quiet=True)).stage
     batch = SparkBatch(tables={}, rejects=[])
     if catalogue is None:
         catalogue = spark.createDataFrame([], spark_schema(SONG_RECORDS))
@@ -137,8 +154,6 @@ def _text_values(df: DataFrame, fields) -> DataFrame:
 
 def _read_songs(spark: SparkSession, batch: SparkBatch, source: Source) -> DataFrame:
     """Song records typed as read: one per file that is one JSON object, else one per non-blank line."""
-    from sparkify.engines.spark_records import is_object_text
-
     texts = _read_text(spark, source, wholetext=True)
     if texts is None:
         lines = spark.createDataFrame([], LINES)
@@ -229,7 +244,8 @@ def _read_events(spark: SparkSession, batch: SparkBatch, source: Source) -> Data
     rows = read_fields(lines, EVENT_FIELDS)
     may_fail = [F.col(name).isNull() for name in (*EVENT_REQUIRED, *NEXTSONG_REQUIRED)]
     keep_raw = F.col("problem").isNotNull() | F.greatest(*may_fail)  # the text of every possible reject
-    keep = ["source_file", "utf8", "problem", *(f.name if f.type != "text" else f"a_{f.name}" for f in EVENT_FIELDS)]
+    keep = ["source_file", "utf8", "problem",
+            *(f.name if f.type != "text" else f"a_{f.name}" for f in EVENT_FIELDS)]
     return _persist(batch, rows.select(*keep, F.when(keep_raw, F.col("raw")).alias("raw")))
 
 
@@ -239,7 +255,7 @@ def _events(batch: SparkBatch, fix: TextFix, ev0: DataFrame) -> DataFrame:
     ev = ev.select("*", *(F.col(f"a_{f.name}").alias(f.name) for f in EVENT_FIELDS
                           if f.type == "text" and f.name != "page"))
     ev = with_errors(ev, EVENT_FIELDS, EVENT_REQUIRED).withColumn("is_play", F.col("page") == "NextSong")
-    keys = {"user_id": "userId", "session_id": "sessionId", "item_in_session": "itemInSession"}
+    keys = {f.name: f.key for f in EVENT_FIELDS}
     nextsong = F.when(F.col("is_play"), F.coalesce(*(
         F.when(F.col(name).isNull(), F.lit(f"NextSong without {keys[name]}")) for name in NEXTSONG_REQUIRED)))
     ev = ev.withColumn("err", F.coalesce(F.col("error"), nextsong))
@@ -308,8 +324,6 @@ def _star(batch: SparkBatch, fix: TextFix, ev: DataFrame) -> None:
     songplays = fix.apply(songplays.withColumnRenamed("level", "a_level").withColumnRenamed("location", "a_location")
                           .withColumnRenamed("user_agent", "a_user_agent"),
                           {"level": "a_level", "location": "a_location", "user_agent": "a_user_agent"})
-    from sparkify.schema import SONGPLAYS, TIME, USER_LATEST, USERS
-
     batch.tables["b_songplays"] = conform(songplays, SONGPLAYS)
     t = F.col("start_time")
     batch.tables["b_time"] = conform(
