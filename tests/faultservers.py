@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import glob
 import os
+import random
 import shutil
 import socket
 import struct
@@ -23,10 +24,21 @@ from pathlib import Path
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A free TCP port on 127.0.0.1 below the ephemeral range.
+
+    Below it, no outgoing connection can take the port as its own while a
+    server (or the proxy during an outage) is down, so it can be bound again.
+    """
+    with open("/proc/sys/net/ipv4/ip_local_port_range", encoding="ascii") as fh:
+        first_ephemeral = int(fh.read().split()[0])
+    for port in random.sample(range(20_000, first_ephemeral), 200):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port below the ephemeral range")
 
 
 def _pg_bin() -> Path:
