@@ -126,13 +126,9 @@ class Child:
             time.sleep(0.005)
         return self.running()
 
-    def kill_at(self, seconds: float) -> bool:
-        """SIGKILL the command `seconds` after it started, unless it ended before; True if it was killed."""
-        if not self.alive_at(seconds):
-            return False
+    def kill(self) -> None:
         self.signal(signal.SIGKILL)
         self.killed = True
-        return True
 
     def wait(self, timeout: float = 600) -> Result:
         timed_out = False
@@ -354,12 +350,12 @@ class Trial:
         return self.outcome in ("before", "after") and self.check and self.converged and ended_well
 
 
-Fault = Callable[[Child, float], bool]
-"""Strike a running command at `at` seconds after its start; True if it was still running then."""
+Fault = Callable[[Child], None]
+"""Strike a running command, now."""
 
 
-def kill(child: Child, at: float) -> bool:
-    return child.kill_at(at)
+def kill(child: Child) -> None:
+    child.kill()
 
 
 class Campaign:
@@ -403,7 +399,10 @@ class Campaign:
         child = Child(self.scenario.run_args(target), where, self._env(tmp))
         child.reached(ANCHOR[aimed])
         at = child.elapsed() + fraction * ref.windows[aimed]
-        struck = fault(child, at)
+        struck = child.alive_at(at)
+        hit = phase(child.stderr_so_far()) if struck else "(had finished)"
+        if struck:
+            fault(child)
         result = child.wait()
         leftovers = len(list(tmp.iterdir())) if tmp.exists() else 0
         detail = ""
@@ -423,7 +422,7 @@ class Campaign:
             detail += f" no convergence (exit {converge.code}): {converge.stderr[-1500:]}"
         if result.code != 0 and not result.killed and not result.clear_error:
             detail += f" unclear failure: {result.stderr[-1500:]}"
-        return Trial(self.kind, number, aimed, round(at, 3), struck, result.killed, phase(result.stderr), result.code,
+        return Trial(self.kind, number, aimed, round(at, 3), struck, result.killed, hit, result.code,
                      result.clear_error, outcome, check.code == 0, converged, leftovers, detail.strip())
 
     def run(self, count: int, seed: int, fault: Fault = kill, ref: Reference | None = None) -> list[Trial]:

@@ -22,12 +22,14 @@ import pytest
 
 from tests.faultservers import PrivatePostgres, TcpProxy, free_port
 from tests.killharness import (
+    PHASES_HEADER,
     TRIALS_HEADER,
     Campaign,
     Child,
     Scenario,
     child_env,
     failures,
+    phases_row,
     sparkify,
     stamp,
     trials_row,
@@ -90,11 +92,8 @@ def _restart_campaign(private_pg, scenario, tmp_path, count: int):
     def new_target(name: str) -> str:
         return private_pg.url(private_pg.create_database(f"t_{name}_{uuid.uuid4().hex[:6]}"))
 
-    def restart(child: Child, at: float) -> bool:
-        if not child.alive_at(at):
-            return False
+    def restart(child: Child) -> None:
         private_pg.restart()
-        return True
 
     campaign = Campaign("postgres", scenario, new_target, tmp_path / "runs")
     return campaign.run(count, SEED, fault=restart)
@@ -109,8 +108,9 @@ def test_postgres_restarting_mid_run(private_pg, scenario, tmp_path):
 @pytest.mark.slow
 def test_postgres_restarting_mid_run_many_times(private_pg, scenario, tmp_path):
     trials = _restart_campaign(private_pg, scenario, tmp_path, RESTARTS_SLOW)
-    write_rows("faults", (*TRIALS_HEADER, "measured"),
-               [[*trials_row("PostgreSQL restart (pg_ctl restart -m fast)", trials), stamp()]])
+    name = "PostgreSQL restart (pg_ctl restart -m fast)"
+    write_rows("faults", (*TRIALS_HEADER, "measured"), [[*trials_row(name, trials), stamp()]])
+    write_rows("fault-phases", PHASES_HEADER, [phases_row(name, trials)])
     assert not failures(trials), failures(trials)
 
 
@@ -137,13 +137,10 @@ def _outage_campaign(s3_endpoint, s3_bucket, scenario, tmp_path, count: int):
         return f"s3://{s3_bucket}/{name}?lock_lease=3"
 
     with TcpProxy(host, int(port)) as proxy:
-        def outage(child: Child, at: float) -> bool:
-            if not child.alive_at(at):
-                return False
+        def outage(child: Child) -> None:
             proxy.down()
             time.sleep(OUTAGE_SECONDS)
             proxy.up()
-            return True
 
         campaign = Campaign("s3lake", scenario, new_target, tmp_path / "runs", env={"AWS_ENDPOINT_URL": proxy.endpoint})
         trials = campaign.run(count, SEED, fault=outage)
@@ -161,7 +158,8 @@ def test_s3_going_away_mid_run(s3_endpoint, s3_bucket, scenario, tmp_path):
 @pytest.mark.slow
 def test_s3_going_away_mid_run_many_times(s3_endpoint, s3_bucket, scenario, tmp_path):
     trials, orphans = _outage_campaign(s3_endpoint, s3_bucket, scenario, tmp_path, OUTAGES_SLOW)
-    write_rows("faults", (*TRIALS_HEADER, "measured"),
-               [[*trials_row(f"S3 unreachable for {OUTAGE_SECONDS:g} s (connections reset)", trials), stamp()]])
+    name = f"S3 unreachable for {OUTAGE_SECONDS:g} s (connections reset, then refused)"
+    write_rows("faults", (*TRIALS_HEADER, "measured"), [[*trials_row(name, trials), stamp()]])
+    write_rows("fault-phases", PHASES_HEADER, [phases_row(name, trials)])
     assert not failures(trials), failures(trials)
     assert not orphans, orphans
