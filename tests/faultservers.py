@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import atexit
 import glob
 import os
 import random
@@ -84,6 +85,7 @@ class PrivatePostgres:
             self._as_postgres(str(self.bin / "initdb"), "-D", str(self.root / "data"), "-U", "postgres", *auth,
                               "-E", "UTF8", "--locale=C.UTF-8", "-N")
         self._ctl("-l", str(self.log), "-o", self._options(), "start")
+        atexit.register(self.stop)  # an interrupted test session must not leave the server running
         return self
 
     def _options(self) -> str:
@@ -95,6 +97,8 @@ class PrivatePostgres:
         self._ctl("-l", str(self.log), "-o", self._options(), "-m", "fast", "restart")
 
     def stop(self) -> None:
+        if not self.root.exists():
+            return
         try:
             self._ctl("-m", "immediate", "stop")
         finally:
@@ -147,10 +151,15 @@ class TcpProxy:
         """Refuse new connections and reset every open one."""
         listener, self._listener = self._listener, None
         if listener is not None:
+            listener.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread; a bare close() keeps it listening
             listener.close()
         with self._lock:
             doomed, self._open = self._open, set()
-        for sock in doomed:
+        self._reset(*doomed)
+
+    def _reset(self, *socks: socket.socket) -> None:
+        """Close with a TCP reset, as a crashing server's kernel would."""
+        for sock in socks:
             try:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 sock.close()
@@ -170,6 +179,9 @@ class TcpProxy:
                 client.close()
                 continue
             with self._lock:
+                if self._listener is not listener:  # went down meanwhile
+                    self._reset(client, server)
+                    continue
                 self._open |= {client, server}
             done = threading.Barrier(2, action=lambda c=client, s=server: self._forget(c, s))
             for src, dst in ((client, server), (server, client)):

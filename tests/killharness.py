@@ -163,6 +163,8 @@ ANCHOR = dict(zip(PHASES, (None, *STAGES)))
 """The stage whose log line opens each phase."""
 STRIKE_ORDER = ("load", "star", "after load", "events", "songs", "start-up/list")
 """The phases trials aim at, in turn: the commit first, so that even three trials reach it."""
+STRUCK_TIMEOUT = 300
+"""Seconds a struck run may take to end before it is deemed hung (and killed)."""
 
 
 def logged(stage: str, stderr: str) -> bool:
@@ -335,6 +337,7 @@ class Trial:
     at: float
     struck: bool  # the fault hit a running command (False: it had finished already)
     killed: bool
+    hung: bool
     phase: str
     code: int | None
     clear_error: bool
@@ -403,9 +406,9 @@ class Campaign:
         hit = phase(child.stderr_so_far()) if struck else "(had finished)"
         if struck:
             fault(child)
-        result = child.wait()
+        result = child.wait(STRUCK_TIMEOUT)
         leftovers = len(list(tmp.iterdir())) if tmp.exists() else 0
-        detail = ""
+        detail = f"hung: killed after {STRUCK_TIMEOUT} s; " if result.timed_out else ""
         try:
             state = read_state(target)
             outcome = judge(state, ref.before, ref.after)
@@ -422,14 +425,16 @@ class Campaign:
             detail += f" no convergence (exit {converge.code}): {converge.stderr[-1500:]}"
         if result.code != 0 and not result.killed and not result.clear_error:
             detail += f" unclear failure: {result.stderr[-1500:]}"
-        return Trial(self.kind, number, aimed, round(at, 3), struck, result.killed, hit, result.code,
+        return Trial(self.kind, number, aimed, round(at, 3), struck, result.killed, result.timed_out, hit,
+                     result.code,
                      result.clear_error, outcome, check.code == 0, converged, leftovers, detail.strip())
 
-    def run(self, count: int, seed: int, fault: Fault = kill, ref: Reference | None = None) -> list[Trial]:
-        """`count` trials, aimed at each phase in turn, at a random point (seeded) of its measured length."""
+    def run(self, count: int, seed: int, fault: Fault = kill, ref: Reference | None = None,
+            aims: Sequence[str] = STRIKE_ORDER) -> list[Trial]:
+        """`count` trials, aimed at the phases `aims` in turn, at a random point (seeded) of the phase's length."""
         ref = ref or self.reference()
         rng = random.Random(seed)
-        return [self.trial(i, STRIKE_ORDER[i % len(STRIKE_ORDER)], rng.random(), fault, ref) for i in range(count)]
+        return [self.trial(i, aims[i % len(aims)], rng.random(), fault, ref) for i in range(count)]
 
 
 def failures(trials: list[Trial]) -> str:
@@ -449,14 +454,15 @@ def table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
 def trials_row(name: str, trials: list[Trial]) -> list[object]:
     """One line of outcomes: trials, struck mid-run, before, after, mixed, clear failures, check, converged."""
     outcomes = Counter(t.outcome for t in trials)
-    failed = [t for t in trials if t.code != 0 and not t.killed]
+    failed = [t for t in trials if t.code != 0 and not t.killed and not t.hung]
     return [name, len(trials), sum(t.struck for t in trials), outcomes["before"], outcomes["after"],
-            outcomes["mixed"] + outcomes["unreadable"], f"{sum(t.clear_error for t in failed)}/{len(failed)}",
+            outcomes["mixed"] + outcomes["unreadable"], sum(t.hung for t in trials),
+            f"{sum(t.clear_error for t in failed)}/{len(failed)}",
             sum(t.check for t in trials), sum(t.converged for t in trials),
             sum(t.leftovers for t in trials)]
 
 
-TRIALS_HEADER = ("target", "trials", "struck mid-run", "before-state", "after-state", "mixed",
+TRIALS_HEADER = ("target", "trials", "struck mid-run", "before-state", "after-state", "mixed", "hung",
                  "clear errors / failed runs", "check passed", "converged", "leftover temp dirs")
 
 

@@ -322,7 +322,7 @@ def test_mess_is_repaired_and_matched(messy_runs):
     assert plays[s][2:] == ("free", "San Jose-Sunnyvale-Santa Clara, CA")  # the smaller text wins the tie
     assert s + 3 in plays and s + 4 in plays            # float ts, in Java's notation for Spark
     user = con.execute("SELECT first_name, level FROM users WHERE user_id = 27").fetchone()
-    assert user == ("Zoë", "free")                       # same ts: the later item in session
+    assert user == ("Zoe", "free")                       # same ts and session: the later item wins
     artist = con.execute("SELECT name, location FROM artists WHERE artist_id = 'ARZZZ'").fetchone()
     assert artist == ("Björk", "Montréal")
     assert con.execute("SELECT title, year FROM songs WHERE song_id = 'SOZZZ1'").fetchone() == ("Jóga", 1997)

@@ -94,19 +94,29 @@ def _python_float(java: Column) -> Column:
         F.regexp_replace(sci, "e([+-])([0-9])$", "e$10$2"))
 
 
-def as_read(value: Column, raw: Column, key: str) -> Column:
+def _rare_number(value: Column) -> tuple[Column, Column]:
+    """(Java wrote a float, Jackson wrote NaN or an overflow as a quoted word): values DuckDB writes otherwise."""
+    java_float = value.contains("E") & value.rlike(_JAVA_SCI)
+    quoted_word = value.startswith('"') & value.isin('"Infinity"', '"-Infinity"', '"NaN"')
+    return java_float, quoted_word
+
+
+def _token(raw: Column, key: str) -> Column:
+    """The key's value as written on the line when it is a number or a NaN/Infinity literal, else ''."""
+    return F.regexp_extract(raw, f'"\\Q{key}\\E"\\s*:\\s*(-?(?:[0-9][0-9.eE+-]*|Infinity|NaN))', 1)
+
+
+def as_read(value: Column, token: Column) -> Column:
     """A field's text as DuckDB's from_json gives it, from Jackson's: numbers written the same way.
 
     Jackson writes a float as Java does (1.0E-5), NaN and an overflowing
     number as "NaN" and "Infinity"; DuckDB writes Python's repr and keeps the
-    literal's or the overflow's text. The
-    line's own token for the key tells a number from a string that looks like one.
+    literal's or the overflow's text. `token` (the line's own text for the
+    key, NULL when not looked up) tells a number from a string that looks like one.
     """
-    token = F.regexp_extract(raw, f'"\\Q{key}\\E"\\s*:\\s*(-?(?:[0-9][0-9.eE+-]*|Infinity|NaN))', 1)
-    java_float = value.contains("E") & value.rlike(_JAVA_SCI)
-    overflow = value.startswith('"') & value.isin('"Infinity"', '"-Infinity"', '"NaN"')
+    java_float, quoted_word = _rare_number(value)
     return (F.when(java_float & (token != ""), _python_float(value))
-            .when(overflow & (token != ""), token)
+            .when(quoted_word & (token != ""), token)
             .otherwise(value))
 
 
@@ -126,17 +136,15 @@ def _decimal(n: int) -> Column:
     return F.lit(str(n)).cast("decimal(38,0)")
 
 
-def _json_type(raw: Column) -> Column:
-    """lower(json_type(raw)) as DuckDB names it, for a line known to be valid JSON."""
-    t = F.btrim(raw, F.lit(JSON_WS))
+def _json_type(t: Column) -> Column:
+    """lower(json_type(...)) as DuckDB names it, for the trimmed text of a valid JSON value."""
     first = t.substr(1, 1)
-    big = t.try_cast("decimal(38,0)")
     integral = t.rlike("^-?(0|[1-9][0-9]*)$")
+    in_range = F.when(t.startswith("-"), t.try_cast("decimal(38,0)") >= _decimal(_INT64_MIN)).otherwise(
+        t.try_cast("decimal(38,0)") <= _decimal(_UINT64_MAX))
+    number = F.when(integral & in_range, F.when(t.startswith("-"), "bigint").otherwise("ubigint")).otherwise("double")
     return (F.when(first == "{", "object").when(first == "[", "array").when(first == '"', "varchar")
-            .when(first.isin("t", "f"), "boolean").when(first == "n", "null")
-            .when(integral & t.startswith("-") & (big >= _decimal(_INT64_MIN)), "bigint")
-            .when(integral & ~t.startswith("-") & (big <= _decimal(_UINT64_MAX)), "ubigint")
-            .otherwise("double"))
+            .when(first.isin("t", "f"), "boolean").when(first == "n", "null").otherwise(number))
 
 
 def struct_schema(fields: tuple[Field, ...]) -> T.StructType:
@@ -151,21 +159,37 @@ def read_fields(lines: DataFrame, fields: tuple[Field, ...]) -> DataFrame:
     `problem` is the first thing wrong with the record that does not depend
     on cleaning text (records.typed_sql's reasons, in its order); `parsed`
     says the line is a JSON object. Missing required fields are judged by
-    `with_errors`, once text is cleaned. Each step is its own projection:
-    Spark keeps a column it computed once, but would copy a nested
-    expression into every place that uses it.
+    `with_errors`, once text is cleaned.
+
+    Cost: one Jackson parse per line. Everything costly beyond it (a regex
+    over the line, a second or typed parse) is needed by rare lines only, so
+    each is computed once, in its own projection, under a cheap guard: Spark
+    evaluates an expression that appears twice in a projection for every row,
+    guard or not (common subexpression elimination), and a projection whose
+    column is used twice is not merged into the next.
     """
     raw = F.col("raw")
     body = F.btrim(raw, F.lit(JSON_WS))
-    one_value = F.when(F.instr(body, "}") < F.length(body), single_value(raw)).otherwise(F.lit(True))
-    j = lines.select("*", F.from_json(raw, struct_schema(fields), JSON_OPTIONS).alias("_j"))
-    parsed = F.col(f"_j.{CORRUPT}").isNull() & F.ltrim(raw).startswith("{") & one_value
-    keep = [c for c in lines.columns]
-    a = j.select(*keep, parsed.alias("parsed"),
-                 *(as_read(F.col(f"_j.`{f.key}`"), raw, f.key).alias(f"a_{f.name}") for f in fields))
+    j = lines.select("*", F.from_json(raw, struct_schema(fields), JSON_OPTIONS).alias("_j"), body.alias("_body"))
+    value = {f.name: F.col(f"_j.`{f.key}`") for f in fields}
+    corrupt = F.col(f"_j.{CORRUPT}").isNotNull()
+    starts = F.ltrim(raw).startswith("{")
+    suspect = F.instr("_body", "}") < F.length("_body")  # something after the first '}'
+    rare = j.select("*", F.when(corrupt | ~starts | suspect, single_value(raw)).alias("_single"),
+                    *(F.when(_rare_number(value[f.name])[0] | _rare_number(value[f.name])[1], _token(raw, f.key))
+                      .alias(f"_t_{f.name}") for f in fields))
+    parsed = ~corrupt & starts & (~suspect | F.col("_single"))
+    keep = [*lines.columns, "_body", "_single"]
+    a = rare.select(*keep, parsed.alias("parsed"),
+                    *(as_read(value[f.name], F.col(f"_t_{f.name}")).alias(f"a_{f.name}") for f in fields))
+    texts = [f for f in fields if f.type == "text"]
     numbers = [f for f in fields if f.type != "text"]
-    b = a.select("*", *(bare(F.col(f"a_{f.name}")).alias(f"b_{f.name}") for f in numbers))
     doubles = [f for f in numbers if f.type == "double"]
+    b = a.select("*", *(bare(F.col(f"a_{f.name}")).alias(f"b_{f.name}") for f in numbers),
+                 *(F.when(F.col(f"a_{f.name}").startswith("{") | F.col(f"a_{f.name}").startswith("["),
+                          F.lower(F.regexp_extract(_variant_type(raw, f.key), "^(OBJECT|ARRAY)", 1)))
+                   .alias(f"n_{f.name}") for f in texts),
+                 F.when(~F.col("parsed") & F.col("_single"), _json_type(F.col("_body"))).alias("_type"))
     cast = b.select("*", *(duckdb_double(F.col(f"{p}_{f.name}")).alias(f"{p}d_{f.name}")
                            for f in doubles for p in ("a", "b")))
     typed = cast.select("*", *((integer(F.col(f"b_{f.name}")) if f.type == "int"
@@ -173,23 +197,19 @@ def read_fields(lines: DataFrame, fields: tuple[Field, ...]) -> DataFrame:
                                .alias(f.name) for f in numbers))
     problems = []
     for f in fields:
-        text = F.col(f"a_{f.name}")
         if f.type == "text":
-            nested = _variant_type(raw, f.key)
-            problems.append(F.when(
-                text.startswith("{") | text.startswith("["),
-                F.when(nested.startswith("OBJECT"), F.lit(f"{f.key}: expected text, got object"))
-                 .when(nested.startswith("ARRAY"), F.lit(f"{f.key}: expected text, got array"))))
+            problems.append(F.concat(F.lit(f"{f.key}: expected text, got "), F.nullif(f"n_{f.name}", F.lit(""))))
         else:
             what = "an integer in range" if f.type == "int" else "a finite number"
             shown = F.col(f"b_{f.name}")
             problems.append(F.when(F.col(f.name).isNull() & shown.isNotNull(),
                                    F.concat(F.lit(f"{f.key}: not {what}: "), F.left(shown, F.lit(40)))))
-    not_object = F.when(~single_value(raw), F.lit("not valid JSON")).otherwise(
-        F.concat(F.lit("not a JSON object, but "), _json_type(raw)))
+    not_object = F.when(~F.col("_single"), F.lit("not valid JSON")).otherwise(
+        F.concat(F.lit("not a JSON object, but "), F.col("_type")))
     problem = F.when(~F.col("parsed"), not_object).otherwise(F.coalesce(*problems))
     out = typed.select("*", problem.alias("problem"))
-    return out.drop(*(f"{p}_{f.name}" for f in numbers for p in ("a", "b")),
+    return out.drop("_body", "_single", "_type", *(f"n_{f.name}" for f in texts),
+                    *(f"{p}_{f.name}" for f in numbers for p in ("a", "b")),
                     *(f"{p}d_{f.name}" for f in doubles for p in ("a", "b")))
 
 
