@@ -22,8 +22,10 @@ from sparkify import cli
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = Path(os.environ.get("SPARKIFY_SAMPLE", REPO.parent / "shared" / "data" / "sparkify"))
 
-TARGET_KINDS = ["duckdb", "postgres", "lake", "s3lake"]
-"""Every kind of target the contract tests run against (Redshift is checked on PostgreSQL)."""
+TARGET_KINDS = ["duckdb", "duckdb-sliced", "postgres", "lake", "s3lake"]
+"""Every kind of target the contract tests run against (Redshift is checked on PostgreSQL).
+duckdb-sliced: a DuckDB file whose runs build aside in slices of 500 plays (a full size run's path)."""
+SLICED = "?slice_rows=500"
 
 
 def _service(var: str) -> str:
@@ -92,8 +94,8 @@ def s3_bucket(s3_endpoint: str) -> str:
 def target_url(request, tmp_path: Path) -> str:
     """One target of each kind, empty."""
     kind = request.param
-    if kind == "duckdb":
-        return str(tmp_path / "star.duckdb")
+    if kind.startswith("duckdb"):
+        return str(tmp_path / "star.duckdb") + (SLICED if kind == "duckdb-sliced" else "")
     if kind == "postgres":
         return request.getfixturevalue("pg_url")
     if kind == "lake":

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.conftest import REPO, star_rows
+from tests.conftest import REPO, SLICED, star_rows
 
 CLI = [sys.executable, "-m", "sparkify.cli"]
 STAGES = ("list", "songs", "events", "star", "load")
@@ -187,9 +187,9 @@ class Targets:
         self.databases: list[str] = []
 
     def __call__(self, name: str) -> str:
-        if self.kind == "duckdb":
+        if self.kind.startswith("duckdb"):
             self.root.mkdir(parents=True, exist_ok=True)
-            return str(self.root / f"{name}.duckdb")
+            return str(self.root / f"{name}.duckdb") + (SLICED if self.kind == "duckdb-sliced" else "")
         if self.kind == "lake":
             return str(self.root / name)
         if self.kind == "s3lake":

@@ -66,8 +66,8 @@ def _posix_or_flock_held(path: str, pid: int) -> bool:
 
 def lock_probe(kind: str, target: str) -> Callable[[Child], bool]:
     """How to see, from outside, that a run holds the target's lock."""
-    if kind == "duckdb":
-        return lambda child: _posix_or_flock_held(target, child.pid)
+    if kind.startswith("duckdb"):
+        return lambda child: _posix_or_flock_held(target.partition("?")[0] + ".lock", child.pid)
     if kind == "lake":
         return lambda child: _posix_or_flock_held(os.path.join(target, "_lock"), child.pid)
     if kind == "postgres":

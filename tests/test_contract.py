@@ -9,7 +9,6 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import pytest
 
 from sparkify.targets import sqlmerge
 from tests import reference

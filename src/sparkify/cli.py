@@ -199,6 +199,11 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+OUT_OF_MEMORY = "Out of Memory Error"
+MEMORY_ADVICE = ("DuckDB reached its memory limit; nothing was written. Raise it with --memory-limit "
+                 "(or memory_limit in sparkify.toml), or load fewer days per run: a DuckDB file's key indexes "
+                 "need about 50 bytes per row of songplays and time (1.5GB loads 10 million events at once).")
+
 COMMANDS = {"run": cmd_run, "check": cmd_check, "query": cmd_query, "schema": cmd_schema}
 
 
@@ -219,6 +224,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.verbose:
             log.exception("failed")
         err_console.print(f"error: {exc}", style="red", highlight=False, markup=False)
+        if OUT_OF_MEMORY in str(exc) or "failed to pin block" in str(exc):
+            err_console.print(MEMORY_ADVICE, style="red", highlight=False, markup=False)
         return 2
 
 

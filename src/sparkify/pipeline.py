@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from sparkify.engines.duckdb import Batch, DuckDBEngine
 from sparkify.progress import Progress
-from sparkify.schema import LOADED_FILES, STAR, arrow_schema
+from sparkify.schema import LOADED_FILES, arrow_schema
 from sparkify.sources import SourceFile, list_files, new_files
 from sparkify.targets.base import Target, WriteResult
 
@@ -121,16 +121,8 @@ def run(
 
         with progress.stage("load"):
             result = target.write(batch, full_refresh, summary)
-        tables = table_counts(target)
+        tables = target.row_counts()
     return _summary(target, batch, result, skipped, progress, started, tables, engine_name)
-
-
-def table_counts(target: Target) -> dict[str, int]:
-    counts = {}
-    for table in STAR:
-        _, rows = target.query(f'SELECT count(*) FROM "{table.name}"')
-        counts[table.name] = next(iter(rows))[0]
-    return counts
 
 
 def _summary(target, batch: Batch, result: WriteResult, skipped, progress, started, tables, engine) -> dict:

@@ -13,7 +13,7 @@ from sparkify.targets.base import Target, TargetError
 TARGETS: list[tuple[Callable[[str], bool], str, str]] = [
     (lambda url: url.startswith(("postgresql://", "postgres://")), "sparkify.targets.postgres", "PostgresTarget"),
     (lambda url: url.startswith("redshift://"), "sparkify.targets.redshift", "RedshiftTarget"),
-    (lambda url: url.endswith(".duckdb"), "sparkify.targets.duckdb", "DuckDBTarget"),
+    (lambda url: url.partition("?")[0].endswith(".duckdb"), "sparkify.targets.duckdb", "DuckDBTarget"),
     (lambda url: url.startswith("s3://") or "://" not in url, "sparkify.targets.lake", "LakeTarget"),
 ]
 

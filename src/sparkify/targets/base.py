@@ -14,6 +14,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
+from sparkify.schema import STAR
+
 if TYPE_CHECKING:
     import duckdb
 
@@ -83,6 +85,14 @@ class Target(abc.ABC):
     @abc.abstractmethod
     def query(self, sql: str) -> tuple[list[str], Iterator[tuple]]:
         """Run one read-only SQL statement: column names and rows."""
+
+    def row_counts(self) -> dict[str, int]:
+        """Rows in each star table now, for the run's summary."""
+        counts = {}
+        for table in STAR:
+            _, rows = self.query(f'SELECT count(*) FROM "{table.name}"')
+            counts[table.name] = next(iter(rows))[0]
+        return counts
 
     def close(self) -> None:
         """Release connections (a target may be used for several commands)."""

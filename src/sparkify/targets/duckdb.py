@@ -2,23 +2,28 @@
 
 The engine computes inside this file's own connection, so a batch reaches
 the star without a copy; the merge runs in one DuckDB transaction, which the
-write-ahead log makes atomic against a crash or a kill. DuckDB lets one
-process at a time open a file for writing: a second run waits for it.
+write-ahead log makes atomic against a crash or a kill. A batch of more than
+`slice_rows` plays (default 1,000,000) is built aside instead and swapped in
+(duckdbaside). A run holds `<file>.lock` from start to end, so a second run
+waits for it, even while the file itself is closed for the swap.
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from urllib.parse import parse_qsl
 
 import duckdb
 
 from sparkify.engines.duckdb import configure
-from sparkify.schema import ALL_TABLES, SONG_RECORDS, STAR, STATE, Dialect, Table, create_table_sql
+from sparkify.schema import ALL_TABLES, RUNS, SONG_RECORDS, STAR, STATE, Dialect, Table, create_table_sql
 from sparkify.targets.base import Capabilities, Target, TargetError, WriteResult
+from sparkify.targets.duckdbaside import RUN_INSERT, AsideBuild, remove_leftovers, rollback
 from sparkify.targets.sqlmerge import SqlMerge
 
 log = logging.getLogger(__name__)
@@ -36,25 +41,55 @@ class DuckDBTarget(Target):
         shares_duckdb_connection=True,
     )
 
-    def __init__(self, path: str, memory_limit: str = "600MB", lock_timeout: float = 600.0):
+    def __init__(self, path: str, memory_limit: str = "600MB", lock_timeout: float = 600.0,
+                 slice_rows: int = 1_000_000):
         self.path = path
         self.memory_limit = memory_limit
         self.lock_timeout = lock_timeout
+        self.slice_rows = slice_rows
         self._con: duckdb.DuckDBPyConnection | None = None
 
     @classmethod
     def from_url(cls, url: str, options: dict) -> DuckDBTarget:
+        """`path.duckdb`, options from the [target] section or a query string (`?slice_rows=500`)."""
+        url, _, query = url.partition("?")
+        options = {**options, **dict(parse_qsl(query))}
         return cls(url, memory_limit=options.get("memory_limit", "600MB"),
-                   lock_timeout=float(options.get("lock_timeout", 600)))
+                   lock_timeout=float(options.get("lock_timeout", 600)),
+                   slice_rows=int(options.get("slice_rows", 1_000_000)))
 
     def describe(self) -> str:
         return f"DuckDB file {self.path}"
+
+    def _wait(self, deadline: float, announced: list[bool], exc: Exception | None = None) -> None:
+        """One pause of the wait for another process, saying once that we wait; past the deadline, give up."""
+        if time.monotonic() > deadline:
+            raise TargetError(f"{self.path} is held by another process; gave up waiting") from exc
+        if not announced:
+            log.warning("%s is in use by another sparkify run: waiting for it to finish", self.path)
+            announced.append(True)
+        time.sleep(0.2)
+
+    def _run_lock(self) -> int:
+        """Hold `<file>.lock` (flock) for the run: the lock outlives the file's connection during a swap."""
+        fd = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        deadline, announced = time.monotonic() + self.lock_timeout, []
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return fd
+            except BlockingIOError:
+                try:
+                    self._wait(deadline, announced)
+                except BaseException:
+                    os.close(fd)
+                    raise
 
     def _connect(self, read_only: bool = False) -> duckdb.DuckDBPyConnection:
         """Open the file, waiting (and saying so) while another process holds it."""
         if read_only and not os.path.exists(self.path):
             raise TargetError(f"{self.path} does not exist: run `sparkify run` first")
-        deadline, announced = time.monotonic() + self.lock_timeout, False
+        deadline, announced = time.monotonic() + self.lock_timeout, []
         while True:
             try:
                 con = duckdb.connect(self.path, read_only=read_only)
@@ -62,12 +97,7 @@ class DuckDBTarget(Target):
             except duckdb.IOException as exc:
                 if "lock" not in str(exc).lower():
                     raise TargetError(f"cannot open {self.path}: {exc}") from exc
-                if time.monotonic() > deadline:
-                    raise TargetError(f"{self.path} is held by another process; gave up waiting") from exc
-                if not announced:
-                    log.warning("%s is in use by another sparkify run: waiting for it to finish", self.path)
-                    announced = True
-                time.sleep(0.2)
+                self._wait(deadline, announced, exc)
         temp_dir = f"{self.path}.tmp"
         configure(con, self.memory_limit, None if read_only else temp_dir)
         return con
@@ -76,13 +106,19 @@ class DuckDBTarget(Target):
     def session(self) -> Iterator[None]:
         parent = os.path.dirname(os.path.abspath(self.path))
         os.makedirs(parent, exist_ok=True)
-        self._con = self._connect()
+        lock = self._run_lock()
         try:
-            self._create(self._con)
-            yield
+            remove_leftovers(self.path)
+            self._con = self._connect()
+            try:
+                self._create(self._con)
+                yield
+            finally:
+                if self._con is not None:  # None when a swap failed after closing it
+                    self._con.close()
+                self._con = None
         finally:
-            self._con.close()
-            self._con = None
+            os.close(lock)
 
     def engine_connection(self) -> duckdb.DuckDBPyConnection:
         assert self._con is not None, "use within session()"
@@ -106,6 +142,8 @@ class DuckDBTarget(Target):
 
     def write(self, batch, full_refresh: bool, summary) -> WriteResult:
         con = self.engine_connection()
+        if con.execute("SELECT count(*) FROM b_songplays").fetchall()[0][0] > self.slice_rows:
+            return self._write_aside(batch, full_refresh, summary)
         merge = SqlMerge(DIALECT.quote, self._table, lambda name: name)
         con.execute("BEGIN TRANSACTION")
         try:
@@ -118,14 +156,22 @@ class DuckDBTarget(Target):
                 if purpose == "songplays":
                     inserted = count[0]
             result = WriteResult(inserted)
-            con.execute(
-                "INSERT INTO _sparkify_runs VALUES (?, now(), now(), ?)", [batch.run_id, summary(result)]
-            )
+            con.execute(RUN_INSERT.format(table=self._table(RUNS)), [batch.run_id, summary(result)])
             con.execute("COMMIT")
         except BaseException:
-            con.execute("ROLLBACK")
+            rollback(con)
             raise
         return result
+
+    def _write_aside(self, batch, full_refresh: bool, summary) -> WriteResult:
+        """Build the next version aside in slices, then swap it in (closing the file meanwhile)."""
+        aside = AsideBuild(self.engine_connection(), self.path, DIALECT, self.slice_rows)
+        inserted = aside.build(full_refresh, lambda n: [batch.run_id, summary(WriteResult(n))])
+        self._con.close()
+        self._con = None
+        aside.swap()
+        self._con = self._connect()
+        return WriteResult(inserted)
 
     def _table(self, table: Table) -> str:
         return f"main.{DIALECT.quote(table.name)}"

@@ -28,11 +28,12 @@ from urllib.parse import parse_qsl
 import duckdb
 
 from sparkify.engines.duckdb import configure
-from sparkify.schema import ALL_TABLES, LOADED_FILES, SONG_RECORDS, TABLES, Table
+from sparkify.schema import ALL_TABLES, LOADED_FILES, SONG_RECORDS, STAR, TABLES, Table
 from sparkify.targets.base import Capabilities, Target, TargetError, WriteResult
-from sparkify.targets.lakelayout import COMPRESSIONS, SONGS_LAYOUTS, Layout, dataset, q, select_sql, write_parquet
+from sparkify.targets.lakelayout import COMPRESSIONS, SONGS_LAYOUTS, Layout, dataset, q, select_sql
 from sparkify.targets.lakemerge import LakeMerge
 from sparkify.targets.lakestore import LocalStore, Manifest, S3Store, Store
+from sparkify.targets.lakewrite import write_parquet
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +180,7 @@ class LakeTarget(Target):
                 if keys or not (carried or layout.partition_by(table)):
                     out = write_parquet(merge.rows(table, keys), layout, table, base_dir, self.store.fs, new.id,
                                         lambda path, f=folder: self.store.rel(new, f, path), self.max_rows_per_file,
-                                        self.compression, self.store.max_open_files)
+                                        self.compression, self.store.write_threads)
                     entries += out.entries
                     written += out.paths
                 new.tables[table.name] = sorted(entries, key=lambda e: e.path)
@@ -215,6 +216,11 @@ class LakeTarget(Target):
         if manifest is None:
             return []
         return [self.store.url(manifest, e.path) for e in manifest.files(TABLES[table].name)]
+
+    def row_counts(self) -> dict[str, int]:
+        """From the live manifest, which records each file's rows: no file is opened."""
+        manifest = self._base if self._con is not None else self.store.current()
+        return {t.name: sum(e.rows for e in manifest.files(t.name)) if manifest else 0 for t in STAR}
 
     def _reader_connection(self) -> duckdb.DuckDBPyConnection:
         """One snapshot for the life of the target (or until the next write): every query sees the same version."""

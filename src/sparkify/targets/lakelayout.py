@@ -12,17 +12,15 @@ from __future__ import annotations
 
 import functools
 import operator
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.dataset as ds
-import pyarrow.fs as pafs
-import pyarrow.parquet as pq
 
 from sparkify.schema import REJECTS, SONGS, Dialect, Table, arrow_schema
 from sparkify.targets.duckdb import DIALECT as DUCKDB_DIALECT
-from sparkify.targets.lakestore import FileEntry, parse_partition
+from sparkify.targets.lakestore import FileEntry
 
 DIALECT = Dialect("duckdb-lake", DUCKDB_DIALECT.types, enforce_foreign_keys=False)
 q = DIALECT.quote
@@ -104,49 +102,7 @@ def select_sql(table: Table, source: str) -> str:
     return f"SELECT {', '.join(q(c) for c in table.column_names)} FROM {q(source)}"
 
 
-@dataclass
-class Written:
-    entries: list[FileEntry]
-    paths: list[str]
-
-
 COMPRESSIONS = ("snappy", "zstd", "none")
 """snappy by default: Spark's default codec; it writes a tiny file in half the time of zstd (0.9 against
 1.6 ms here, which counts with one songs file per artist) and a big one about a third faster, for files
 about 17 % larger (songplays of 1m events: 17.1 against 14.6 MiB)."""
-
-
-def write_parquet(reader: pa.RecordBatchReader, layout: Layout, table: Table, base_dir: str, filesystem,
-                  version: str, rel: Callable[[str], str], max_rows_per_file: int,
-                  compression: str = "snappy", max_open_files: int = 1024) -> Written:
-    """Write one table's rows as hive-partitioned, compressed Parquet; what was written."""
-    full, partition = layout.arrow_schemas(table)
-    types = layout.partition_python_types(table)
-    out = Written([], [])
-
-    def visit(written) -> None:
-        path = rel(written.path)
-        out.paths.append(written.path)
-        out.entries.append(FileEntry(path, parse_partition(path, types), written.metadata.num_rows, written.size))
-
-    def batches() -> Iterator[pa.RecordBatch]:
-        for batch in reader:
-            yield batch.cast(full)
-
-    options = ds.ParquetFileFormat().make_write_options(compression=compression)
-    ds.write_dataset(
-        batches(), base_dir, schema=full, format="parquet", filesystem=filesystem,
-        partitioning=ds.partitioning(partition, flavor="hive") if len(partition) else None,
-        basename_template=f"part-{version}-{{i}}.parquet", file_options=options, file_visitor=visit,
-        existing_data_behavior="overwrite_or_ignore", preserve_order=True,
-        create_dir=isinstance(filesystem, pafs.LocalFileSystem),
-        max_rows_per_file=max_rows_per_file, max_rows_per_group=min(max_rows_per_file, 1 << 20),
-        max_partitions=1 << 30, max_open_files=max_open_files,  # sorted input: a partition is written, then left
-    )
-    if not out.entries and not len(partition):
-        path = f"{base_dir}/part-{version}-0.parquet"
-        pq.write_table(full.empty_table(), path, filesystem=filesystem, compression=compression)
-        size = filesystem.get_file_info(path).size
-        out.paths.append(path)
-        out.entries.append(FileEntry(rel(path), (), 0, size))
-    return out

@@ -36,7 +36,6 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote
 
 from sparkify.targets.base import TargetError
 
@@ -98,16 +97,6 @@ class Manifest:
                    tuple(body["songs_partition"]), tables, body.get("dirs", {}))
 
 
-def parse_partition(rel: str, types: dict[str, type]) -> tuple:
-    """The typed partition values of a file from its hive path (`year=2018/month=11/part.parquet`)."""
-    values = []
-    for segment in rel.split("/")[1:-1]:
-        key, _, raw = segment.partition("=")
-        text = unquote(raw)
-        values.append(None if text == NULL_PARTITION else types[key](text))
-    return tuple(values)
-
-
 class Store(abc.ABC):
     """One lake's storage: locking, reading the live manifest, placing files, committing."""
 
@@ -127,8 +116,8 @@ class Store(abc.ABC):
 
     fs: Any
     """The pyarrow filesystem every Parquet file is read and written through."""
-    max_open_files = 1024
-    """Files a table's write keeps open at once (pyarrow's default)."""
+    write_threads = 4
+    """Parquet files written at once (encoding is CPU-bound: about the cores, with room for the disk)."""
 
     @abc.abstractmethod
     def path(self, manifest: Manifest, rel: str) -> str:
@@ -304,8 +293,8 @@ class LocalStore(Store):
 
 class S3Store(Store):
     CONTROL = "_sparkify"
-    max_open_files = 16
-    """pyarrow buffers about 10 MiB per open S3 file: 1,024 open song partitions took 11 GB here."""
+    write_threads = 16
+    """Uploads at once: one PUT per small file, so latency, not CPU, bounds a catalogue's write."""
 
     def __init__(self, url: str, s3_settings):
         from sparkify import objectstore

@@ -280,7 +280,7 @@ def copy_errors(kind: str) -> list[str]:
     Local files were uploaded to the staging prefix; staging_files maps each
     object URL back to the path the ledger knows.
     """
-    path = f"coalesce(f.path, TRIM(e.filename))"
+    path = "coalesce(f.path, TRIM(e.filename))"
     return [
         f"INSERT INTO {LOAD_ERRORS} (kind, source_file, line, reason, raw) "
         f"SELECT {lit(kind)}, {path}, e.line_number, 'COPY: ' || TRIM(e.err_reason), TRIM(e.raw_line) "
