@@ -29,6 +29,9 @@ class Scenario:
 SCENARIOS: list[Scenario] = [
     Scenario("duckdb", "sparkify run, DuckDB engine, into a fresh DuckDB file",
              (*SPARKIFY, "--target", "{work}/star.duckdb", "--json"), output="summary"),
+    Scenario("duckdb_1500mb", "the same with --memory-limit 1500MB: what a DuckDB file's key indexes need for 10 M "
+             "events in one run", (*SPARKIFY, "--target", "{work}/star.duckdb", "--memory-limit", "1500MB", "--json"),
+             output="summary"),
     Scenario("postgres", "sparkify run, DuckDB engine, into a fresh PostgreSQL database",
              (*SPARKIFY, "--target", "{pg_url}", "--json"), ("pg", "module:sparkify.targets.postgres"),
              output="summary"),
@@ -37,6 +40,9 @@ SCENARIOS: list[Scenario] = [
     Scenario("spark", "sparkify run, Spark engine (local[2]), into a fresh DuckDB file",
              (*SPARKIFY, "--engine", "spark", "--target", "{work}/star.duckdb", "--json"),
              ("module:sparkify.engines.spark", "module:pyspark", "cmd:java"), output="summary"),
+    Scenario("lake_1500mb", "the lake with --memory-limit 1500MB (its merge keys every row of the batch in memory)",
+             (*SPARKIFY, "--target", "{work}/lake", "--memory-limit", "1500MB", "--json"),
+             ("module:sparkify.targets.lake",), output="summary"),
     Scenario("bare_scan", "baseline: DuckDB reads every field the pipeline uses, one aggregate per column",
              ("{python}", "bench/baselines/bare_scan.py", "{logs}")),
     Scenario("plain_sql", "baseline: a ~60-line plain DuckDB SQL script without the spec's rules, into a DuckDB file",

@@ -109,6 +109,7 @@ EVENT_LINES = [
     '{"ts":1,"length":"inf"}', '{"ts":1,"length":".5"}', '{"ts":1,"length":"5."}', '{"ts":1,"length":2.5e-10}',
     '{"ts":1,"song":123456789012345678901234567890}', '{"ts":1,"song":0.1234567890123456789}',
     '{"ts":1,"song":1.5e-4,"artist":1.5e-3,"level":1e16,"location":1e15}',
+    '{"ts":1,"location":"Nul\\u0000City"}', '{"ts":1,"song":{"a":"\\u0000"}}',
 ]
 SONG_LINES = [
     '{"song_id":"S1","title":"T","artist_id":"A","artist_name":"N","duration":1.5,"year":0}',
@@ -118,6 +119,7 @@ SONG_LINES = [
     '{"song_id":"S1","title":"T","artist_id":"A","artist_name":"N","duration":1,"year":"1997.0",'
     '"artist_latitude":"x"}',
     '{"song_id":123,"title":4.5,"artist_id":true,"artist_name":"N","duration":1,"artist_longitude":-0.0}',
+    '{"song_id":"S1","title":"T\\u0000","artist_id":"A","artist_name":"N","duration":1}',
 ]
 
 

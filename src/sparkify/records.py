@@ -64,6 +64,9 @@ ID_TAIL = "-9223372036854775808"
 RAW_TEXT_LIMIT = 65536
 """Longest raw text kept in rejects; longer lines keep their head and a note."""
 
+HOLDS_NUL = "holds U+0000 (NUL), which PostgreSQL and Redshift text cannot store"
+"""Why text holding U+0000 rejects its record: on every target alike, so that they all keep the same rows."""
+
 
 def _sql_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
@@ -128,9 +131,10 @@ def _error(a: str, field: Field) -> str:
     x = _q(field.name)
     if field.type == "text":
         path = _sql_literal(f"$.{field.key}")
-        return (f"CASE WHEN starts_with({a}, '{{') OR starts_with({a}, '[') THEN CASE WHEN raw IS NULL "
+        return (f"coalesce(CASE WHEN starts_with({a}, '{{') OR starts_with({a}, '[') THEN CASE WHEN raw IS NULL "
                 f"THEN '{CLOSER_LOOK}' WHEN json_type(raw, {path}) IN ('OBJECT', 'ARRAY') "
-                f"THEN '{field.key}: expected text, got ' || lower(json_type(raw, {path})) END END")
+                f"THEN '{field.key}: expected text, got ' || lower(json_type(raw, {path})) END END, "
+                f"CASE WHEN contains({a}, chr(0)) THEN '{field.key}: {HOLDS_NUL}' END)")
     what = "an integer in range" if field.type == "int" else "a finite number"
     return (f"CASE WHEN {x} IS NULL AND sp_bare({a}) IS NOT NULL "
             f"THEN '{field.key}: not {what}: ' || left(sp_bare({a}), 40) END")

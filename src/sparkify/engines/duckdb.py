@@ -33,6 +33,9 @@ from sparkify.sources import SourceFile
 
 log = logging.getLogger(__name__)
 
+MAX_LINE_BYTES = 16 << 20
+"""The longest log line read in a file that is read line by line (read_csv's max_line_size); longer ones are rejected."""
+
 BATCH_TABLES = (
     "b_artists",
     "b_songs",
@@ -109,7 +112,15 @@ class DuckDBEngine:
         with progress.stage("star"):
             self._star(batch)
         self._store_rejects()
+        self._drop_intermediates()
         return batch
+
+    def _drop_intermediates(self) -> None:
+        """Free what only the computation needed (10 M events left 4.4 GB of it) before the target writes."""
+        keep = ", ".join(f"'{name}'" for name in BATCH_TABLES)
+        for (name,) in self.con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary "
+                                        f"AND table_name NOT IN ({keep})").fetchall():
+            self._sql(f'DROP TABLE temp.main."{name}"')
 
     def _sql(self, sql: str, params: list | None = None) -> None:
         self.con.execute(sql, params or []).fetchall()
@@ -240,9 +251,9 @@ class DuckDBEngine:
             FROM read_json($paths, format = 'newline_delimited', columns = {read_json_columns(EVENT_FIELDS)},
                            ignore_errors = true, filename = true)
         )"""
-        self.con.execute(f"INSERT INTO ev {self._typed_events(fast, fast=True)}", {"paths": paths}).fetchall()
-        doubted = [r[0] for r in self.con.execute(
-            "SELECT DISTINCT source_file FROM ev WHERE err IS NOT NULL ORDER BY 1").fetchall()]
+        too_big = self._fast_read(f"INSERT INTO ev {self._typed_events(fast, fast=True)}", paths)
+        doubted = sorted(too_big + [r[0] for r in self.con.execute(
+            "SELECT DISTINCT source_file FROM ev WHERE err IS NOT NULL").fetchall()])
         if doubted:
             log.info("%d log files hold bad records: reading them line by line", len(doubted))
             self.con.execute("DELETE FROM ev WHERE source_file IN (SELECT unnest($paths))", {"paths": doubted}).fetchall()
@@ -250,15 +261,34 @@ class DuckDBEngine:
                 SELECT filename AS source_file, NULL::BIGINT AS line, raw
                 FROM read_csv($paths, columns = {{'raw': 'VARCHAR'}}, delim = chr(1), quote = '',
                               escape = '', header = false, auto_detect = false, new_line = '\\n',
-                              strict_mode = false, filename = true, max_line_size = 16777216,
+                              strict_mode = false, filename = true, max_line_size = {MAX_LINE_BYTES},
                               store_rejects = true, rejects_table = 'sp_csv_errors',
                               rejects_scan = 'sp_csv_scans')
                 WHERE raw IS NOT NULL AND trim(raw, ' ' || chr(9) || chr(13)) <> ''
             )"""
             source = raw_json_source(lines, EVENT_FIELDS)
             self.con.execute(f"INSERT INTO ev {self._typed_events(source, fast=False)}", {"paths": doubted}).fetchall()
-            self._locate_event_rejects()
+            self._locate_event_rejects(doubted)
         self._count_events(batch)
+
+    def _fast_read(self, insert: str, paths: list[str]) -> list[str]:
+        """Run the fast read's INSERT on `paths`; return the files read_json cannot read at all.
+
+        ignore_errors does not cover a line longer than read_json's maximum
+        object size: it fails the whole read. The read is then split in halves
+        until each such file stands alone, so its neighbours are still read at
+        full speed and the file itself goes to the line-by-line reader, which
+        rejects the long line. A failed INSERT leaves ev as it was (one
+        statement, and the engine runs outside any transaction).
+        """
+        try:
+            self.con.execute(insert, {"paths": paths}).fetchall()
+            return []
+        except duckdb.InvalidInputException:
+            if len(paths) == 1:
+                return paths
+            half = len(paths) // 2
+            return self._fast_read(insert, paths[:half]) + self._fast_read(insert, paths[half:])
 
     @staticmethod
     def _typed_events(source: str, fast: bool | None) -> str:
@@ -304,8 +334,8 @@ class DuckDBEngine:
             per_file[path] += n
         batch.file_records.update(per_file)
 
-    def _locate_event_rejects(self) -> None:
-        """Give every rejected log line its line number and exact raw text (see rawlines)."""
+    def _locate_event_rejects(self, doubted: list[str]) -> None:
+        """Give every rejected log line of the files read line by line its number and raw text (see rawlines)."""
         by_file: dict[str, Counter] = defaultdict(Counter)
         reasons: dict[tuple[str, str], str] = {}
         for path, raw, reason in self.con.execute(
@@ -313,17 +343,18 @@ class DuckDBEngine:
         ).fetchall():
             by_file[path][raw] += 1
             reasons[(path, raw)] = reason
-        unreadable: dict[str, dict[int, str]] = defaultdict(dict)
+        unreadable: dict[str, dict[int, str]] = defaultdict(dict, {path: {} for path in doubted})
         if self._has_table("sp_csv_errors"):
+            # byte_position (1-based), not line_byte_position: that one is shifted by the empty lines before
             for path, offset, kind, message in self.con.execute("""
-                SELECT s.file_path, e.line_byte_position, e.error_type, e.error_message
+                SELECT s.file_path, e.byte_position - 1, e.error_type, e.error_message
                 FROM sp_csv_errors e JOIN sp_csv_scans s USING (scan_id, file_id)
             """).fetchall():
                 unreadable[path][offset] = (
                     rawlines.UNDECODABLE if kind == "INVALID ENCODING"
                     else f"unreadable line: {message.splitlines()[0]}"
                 )
-        for reject in rawlines.locate(by_file, reasons, unreadable):
+        for reject in rawlines.locate(by_file, reasons, unreadable, longest=MAX_LINE_BYTES):
             self._reject("event", *reject)
 
     def _has_table(self, name: str) -> bool:
@@ -412,7 +443,7 @@ class DuckDBEngine:
 
     def _reject(self, kind: str, source_file: str, line: int | None, reason: str, raw: str | None) -> None:
         self._rejects.append({"kind": kind, "source_file": source_file, "line": line,
-                              "reason": reason, "raw": raw})
+                              "reason": rawlines.storable(reason), "raw": rawlines.storable(raw)})
 
     def _store_rejects(self) -> None:
         rows = sorted(self._rejects, key=lambda r: (r["kind"], r["source_file"], r["line"] or 0))

@@ -346,4 +346,5 @@ def _star(batch: SparkBatch, fix: TextFix, ev: DataFrame) -> None:
 
 
 def _reject(kind: str, source_file: str, line: int | None, reason: str, raw: str | None) -> dict:
-    return {"kind": kind, "source_file": source_file, "line": line, "reason": reason, "raw": raw}
+    return {"kind": kind, "source_file": source_file, "line": line, "reason": rawlines.storable(reason),
+            "raw": rawlines.storable(raw)}

@@ -25,7 +25,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from sparkify.normalize import WHITESPACE
-from sparkify.records import INTEGER_PATTERN, Field
+from sparkify.records import HOLDS_NUL, INTEGER_PATTERN, Field
 
 CORRUPT = "_corrupt_record"
 JSON_OPTIONS = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT, "allowSingleQuotes": "false"}
@@ -198,7 +198,9 @@ def read_fields(lines: DataFrame, fields: tuple[Field, ...]) -> DataFrame:
     problems = []
     for f in fields:
         if f.type == "text":
-            problems.append(F.concat(F.lit(f"{f.key}: expected text, got "), F.nullif(f"n_{f.name}", F.lit(""))))
+            problems.append(F.coalesce(
+                F.concat(F.lit(f"{f.key}: expected text, got "), F.nullif(f"n_{f.name}", F.lit(""))),
+                F.when(F.col(f"a_{f.name}").contains("\u0000"), F.lit(f"{f.key}: {HOLDS_NUL}"))))
         else:
             what = "an integer in range" if f.type == "int" else "a finite number"
             shown = F.col(f"b_{f.name}")

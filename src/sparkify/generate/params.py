@@ -9,6 +9,7 @@ are sampled as an inverse CDF. No data row of the sample is copied here.
 
 from __future__ import annotations
 
+from sparkify.generate.profile import QUANTILES as PROFILE_QUANTILES  # noqa: F401 (read as params.PROFILE_QUANTILES)
 
 START_DAY = "2018-11-01"
 """The sample's first day; generated days follow it."""

@@ -231,7 +231,8 @@ class LocalStore(Store):
         return path
 
     def rel(self, new: Manifest, folder: str, written: str) -> str:
-        return folder + "/" + os.path.relpath(written, self._path(self.TABLES, folder, new.id)).replace(os.sep, "/")
+        base = self._path(self.TABLES, folder, new.id) + os.sep  # written is under write_dir: no relpath per file
+        return folder + "/" + written.removeprefix(base).replace(os.sep, "/")
 
     def keep(self, base: Manifest | None, new: Manifest, entries: list[FileEntry]) -> None:
         for entry in entries:

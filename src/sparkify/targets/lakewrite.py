@@ -59,9 +59,9 @@ def partition_runs(batch: pa.RecordBatch, names: tuple[str, ...]) -> Iterator[tu
         differs = pc.if_else(pc.and_(pc.is_null(before), pc.is_null(after)), False, differs)
         change = differs if change is None else pc.or_(change, differs)
     starts = [0, *(i + 1 for i in pc.indices_nonzero(change).to_pylist()), batch.num_rows]
-    columns = [batch.column(n) for n in names]
-    for start, end in zip(starts, starts[1:]):
-        yield tuple(c[start].as_py() for c in columns), batch.slice(start, end - start)
+    firsts = [batch.column(n).take(starts[:-1]).to_pylist() for n in names]  # one conversion per batch
+    for run, (start, end) in enumerate(zip(starts, starts[1:])):
+        yield tuple(values[run] for values in firsts), batch.slice(start, end - start)
 
 
 class TableWriter:
@@ -117,6 +117,9 @@ class TableWriter:
     def _take(self, n: int) -> pa.Table:
         """The first `n` rows held."""
         table = pa.Table.from_batches(self._rows, self.file_schema)
+        if n >= self._count:  # a whole small partition: the common case, one per artist
+            self._rows, self._count = [], 0
+            return table
         taken, rest = table.slice(0, n), table.slice(n)
         self._rows, self._count = rest.to_batches(), rest.num_rows
         return taken
