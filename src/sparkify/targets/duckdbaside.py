@@ -83,8 +83,7 @@ class AsideBuild:
         if not full_refresh:
             self.con.execute("CHECKPOINT")  # the file alone then holds every committed row
             shutil.copyfile(self.path, self.building)
-        literal = self.building.replace("'", "''")
-        self.con.execute(f"ATTACH '{literal}' AS {CATALOG}")
+        self.con.execute(f"ATTACH ? AS {CATALOG}", [self.building])
         try:
             inserted = self._merge(full_refresh, run_row)
             self.con.execute(f"CHECKPOINT {CATALOG}")
@@ -109,14 +108,14 @@ class AsideBuild:
         for stage, key in SLICES:
             bounds = self._bounds(stage, key)
             for number, (low, high) in enumerate(zip([None, *bounds], [*bounds, None]), start=1):
-                conditions = [*([f"{key} >= {_literal(low)}"] if low is not None else []),
-                              *([f"{key} < {_literal(high)}"] if high is not None else [])]
-                where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
-                self.con.execute(f"CREATE OR REPLACE TEMP VIEW {stage}_slice AS SELECT * FROM {stage}{where}")
+                self.con.execute(f"CREATE OR REPLACE TEMP TABLE {stage}_slice AS SELECT * FROM {stage} "
+                                 f"WHERE ($low IS NULL OR {key} >= $low) AND ($high IS NULL OR {key} < $high)",
+                                 {"low": low, "high": high})
                 count = self._transaction([(sliced[SLICED[stage]], [])])[0]
                 inserted += count if stage == "b_songplays" else 0
                 self.con.execute(f"CHECKPOINT {CATALOG}")  # writes the slice's index pages out: they can be evicted
                 log.info("%s: slice %d of %d written aside", SLICED[stage], number, len(bounds) + 1)
+            self.con.execute(f"DROP TABLE {stage}_slice")
         self._transaction([(RUN_INSERT.format(table=self._table(RUNS)), run_row(inserted))])
         return inserted
 
@@ -154,7 +153,3 @@ class AsideBuild:
         os.replace(self.building, self.path)
         _fsync(os.path.dirname(os.path.abspath(self.path)))
 
-
-def _literal(value) -> str:
-    """A slice bound as SQL: a play's id, or an instant (which keeps its microseconds and zone)."""
-    return str(int(value)) if isinstance(value, int) else f"'{value.isoformat()}'::TIMESTAMPTZ"

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 
 import duckdb
 import pyarrow as pa
@@ -44,6 +45,10 @@ SOURCES: dict[str, tuple[str, ...]] = {
     "_sparkify_runs": (),
 }
 """The batch tables whose rows can change each lake table (the runs table changes on every run)."""
+KEYED = frozenset({"artists", "users", "_sparkify_user_latest", "_sparkify_files"})
+"""The tables sqlmerge merges by ON CONFLICT, which needs their key. It adds rows to the others by
+anti-join, so their working tables go unkeyed: DuckDB holds a key's index in memory (about 50 bytes
+a key), and 10 M events' keyed plays and times did not fit the default 600 MB limit."""
 
 
 class LakeMerge:
@@ -58,11 +63,12 @@ class LakeMerge:
         return f"{WORK}.{q(table.name)}"
 
     def create_work(self) -> None:
-        """Empty working tables, keyed like the SQL targets' tables."""
+        """Empty working tables, keyed where sqlmerge's ON CONFLICT needs it."""
         self.con.execute(f"DROP SCHEMA IF EXISTS {WORK} CASCADE")
         self.con.execute(f"CREATE SCHEMA {WORK}")
         for table in ALL_TABLES:
-            self.con.execute(create_table_sql(table, DIALECT, schema=WORK))
+            keyed = table if table.name in KEYED else replace(table, primary_key=())
+            self.con.execute(create_table_sql(keyed, DIALECT, schema=WORK))
 
     def prepare(self) -> dict[str, dict]:
         """Load into the working tables what the batch touches; their fingerprints before the merge."""
