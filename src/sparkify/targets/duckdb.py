@@ -142,7 +142,7 @@ class DuckDBTarget(Target):
 
     def write(self, batch, full_refresh: bool, summary) -> WriteResult:
         con = self.engine_connection()
-        if con.execute("SELECT count(*) FROM b_songplays").fetchall()[0][0] > self.slice_rows:
+        if batch.count("b_songplays") > self.slice_rows:
             return self._write_aside(batch, full_refresh, summary)
         merge = SqlMerge(DIALECT.quote, self._table, lambda name: name)
         con.execute("BEGIN TRANSACTION")
@@ -165,7 +165,7 @@ class DuckDBTarget(Target):
 
     def _write_aside(self, batch, full_refresh: bool, summary) -> WriteResult:
         """Build the next version aside in slices, then swap it in (closing the file meanwhile)."""
-        aside = AsideBuild(self.engine_connection(), self.path, DIALECT, self.slice_rows)
+        aside = AsideBuild(self.engine_connection(), self.path, DIALECT, self.slice_rows, self._create)
         inserted = aside.build(full_refresh, lambda n: [batch.run_id, summary(WriteResult(n))])
         self._con.close()
         self._con = None

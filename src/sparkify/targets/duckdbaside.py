@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 import duckdb
 
-from sparkify.schema import RUNS, STAR, STATE, Table, create_table_sql
+from sparkify.schema import RUNS, Table
 from sparkify.targets.sqlmerge import SqlMerge
 
 log = logging.getLogger(__name__)
@@ -29,10 +29,9 @@ log = logging.getLogger(__name__)
 CATALOG = "sp_build"
 RUN_INSERT = "INSERT INTO {table} VALUES (?, now(), now(), ?)"
 """The run's row in _sparkify_runs: id, started, finished, summary."""
-SLICED = {"b_time": "time", "b_songplays": "songplays"}
-"""The merge statements run slice by slice (by batch table); the others run once, before them."""
-SLICES = (("b_time", "start_time"), ("b_songplays", "songplay_id"))
-"""Each table sliced along its own key, so that a slice inserts into one stretch of the table's key
+SLICES = (("b_time", "start_time", "time"), ("b_songplays", "songplay_id", "songplays"))
+"""(batch table, key, merge statement) run slice by slice; the other statements run once, before them.
+Each table is sliced along its own key, so that a slice inserts into one stretch of the table's key
 index (plays by start_time would insert all over songplay_id's): every time row before any play."""
 
 
@@ -67,8 +66,11 @@ def _fsync(path: str) -> None:
 class AsideBuild:
     """Build `path`'s next version in `path`.building on the run's connection `con`."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, path: str, dialect, slice_rows: int):
+    def __init__(self, con: duckdb.DuckDBPyConnection, path: str, dialect, slice_rows: int,
+                 create_tables: Callable[[duckdb.DuckDBPyConnection], None]):
+        """`create_tables(con)` creates the star and state tables in `con`'s current database."""
         self.con, self.path, self.dialect, self.slice_rows = con, path, dialect, slice_rows
+        self.create_tables = create_tables
         self.building = building_path(path)
 
     def _table(self, table: Table) -> str:
@@ -79,7 +81,6 @@ class AsideBuild:
 
         `run_row(inserted)` gives the values of the run's row in _sparkify_runs.
         """
-        remove_leftovers(self.path)
         if not full_refresh:
             self.con.execute("CHECKPOINT")  # the file alone then holds every committed row
             shutil.copyfile(self.path, self.building)
@@ -98,23 +99,23 @@ class AsideBuild:
         if full_refresh:
             home = self.con.execute("SELECT current_database()").fetchall()[0][0]
             self.con.execute(f"USE {CATALOG}")
-            for table in STAR + STATE:
-                self.con.execute(create_table_sql(table, self.dialect))
+            self.create_tables(self.con)
             self.con.execute(f"USE {self.dialect.quote(home)}")
         once = SqlMerge(self.dialect.quote, self._table, lambda name: name)
-        self._transaction([(sql, []) for purpose, sql in once.statements() if purpose not in SLICED.values()])
+        sliced_purposes = {purpose for _, _, purpose in SLICES}
+        self._transaction([(sql, []) for purpose, sql in once.statements() if purpose not in sliced_purposes])
         sliced = dict(SqlMerge(self.dialect.quote, self._table, lambda name: f"{name}_slice").statements())
         inserted = 0
-        for stage, key in SLICES:
+        for stage, key, purpose in SLICES:
             bounds = self._bounds(stage, key)
             for number, (low, high) in enumerate(zip([None, *bounds], [*bounds, None]), start=1):
                 self.con.execute(f"CREATE OR REPLACE TEMP TABLE {stage}_slice AS SELECT * FROM {stage} "
                                  f"WHERE ($low IS NULL OR {key} >= $low) AND ($high IS NULL OR {key} < $high)",
                                  {"low": low, "high": high})
-                count = self._transaction([(sliced[SLICED[stage]], [])])[0]
-                inserted += count if stage == "b_songplays" else 0
+                count = self._transaction([(sliced[purpose], [])])[0]
+                inserted += count if purpose == "songplays" else 0
                 self.con.execute(f"CHECKPOINT {CATALOG}")  # writes the slice's index pages out: they can be evicted
-                log.info("%s: slice %d of %d written aside", SLICED[stage], number, len(bounds) + 1)
+                log.info("%s: slice %d of %d written aside", purpose, number, len(bounds) + 1)
             self.con.execute(f"DROP TABLE {stage}_slice")
         self._transaction([(RUN_INSERT.format(table=self._table(RUNS)), run_row(inserted))])
         return inserted
