@@ -350,7 +350,8 @@ class Trial:
     @property
     def ok(self) -> bool:
         ended_well = self.code == 0 or self.killed or self.clear_error
-        return self.outcome in ("before", "after") and self.check and self.converged and ended_well
+        clean = self.leftovers == 0
+        return self.outcome in ("before", "after") and self.check and self.converged and ended_well and clean
 
 
 Fault = Callable[[Child], None]
@@ -407,7 +408,6 @@ class Campaign:
         if struck:
             fault(child)
         result = child.wait(STRUCK_TIMEOUT)
-        leftovers = len(list(tmp.iterdir())) if tmp.exists() else 0
         detail = f"hung: killed after {STRUCK_TIMEOUT} s; " if result.timed_out else ""
         try:
             state = read_state(target)
@@ -417,12 +417,15 @@ class Campaign:
         except Exception as exc:  # an unreadable target is the worst outcome: record it, do not stop
             outcome, detail = "unreadable", f"{type(exc).__name__}: {exc}"
         check = sparkify("check", "--target", target, workdir=where, env=self._env(where / "tmp"))
-        converge = sparkify(*self.scenario.run_args(target), workdir=where, env=self._env(where / "tmp"))
+        converge = sparkify(*self.scenario.run_args(target), workdir=where, env=self._env(tmp))
         converged = converge.code == 0 and read_state(target).same_data(ref.after)
+        leftovers = len(list(tmp.iterdir()))  # the struck run's scratch, once the next run has started
         if check.code != 0:
             detail += f" check failed: {check.output[-1500:]}"
         if not converged:
             detail += f" no convergence (exit {converge.code}): {converge.stderr[-1500:]}"
+        if leftovers:
+            detail += f" {leftovers} scratch entries left in TMPDIR after the next run"
         if result.code != 0 and not result.killed and not result.clear_error:
             detail += f" unclear failure: {result.stderr[-1500:]}"
         return Trial(self.kind, number, aimed, round(at, 3), struck, result.killed, result.timed_out, hit,
@@ -463,7 +466,7 @@ def trials_row(name: str, trials: list[Trial]) -> list[object]:
 
 
 TRIALS_HEADER = ("target", "trials", "struck mid-run", "before-state", "after-state", "mixed", "hung",
-                 "clear errors / failed runs", "check passed", "converged", "leftover temp dirs")
+                 "clear errors / failed runs", "check passed", "converged", "scratch dirs left after the next run")
 
 
 def phases_row(name: str, trials: list[Trial]) -> list[object]:

@@ -143,6 +143,14 @@ def raw_control(draw, record: dict, fields: tuple[str, ...]) -> Line:
     return Line(dump(record).replace(b"@@CTRL@@", bytes([char])), REJECT)
 
 
+def stray_control(draw, line: bytes) -> Line:
+    """A raw control byte anywhere in the line, before or after the object too: never JSON. U+0001
+    most often, since the line reader splits at it; tab is left out (JSON whitespace between tokens)."""
+    char = draw(st.sampled_from([1, 1, 1, *(c for c in range(1, 32) if c not in (9, 10, 13))]))
+    i = draw(st.integers(0, len(line)))
+    return Line(line[:i] + bytes([char]) + line[i:], REJECT)
+
+
 def escaped_control(draw, record: dict, fields: tuple[str, ...]) -> Line:
     """An escaped control character: valid text, except U+0000, which rejects the record (README, Decisions)."""
     field = draw(st.sampled_from(fields))
@@ -222,6 +230,7 @@ EVENT_DAMAGE = {
     "not_an_object": lambda draw, record, line: not_an_object(draw, line),
     "garbage": lambda draw, record, line: garbage(draw, line),
     "raw_control": lambda draw, record, line: raw_control(draw, record, EVENT_TEXT),
+    "stray_control": lambda draw, record, line: stray_control(draw, line),
     "escaped_control": lambda draw, record, line: escaped_control(draw, record, EVENT_TEXT),
     "extra_fields": lambda draw, record, line: extra_fields(draw, record),
     "deep_extra": lambda draw, record, line: deep_extra(draw, record),
@@ -278,6 +287,7 @@ SONG_DAMAGE = {
     "high_bit": lambda draw, record, line: high_bit(draw, line),
     "not_an_object": lambda draw, record, line: not_an_object(draw, line),
     "raw_control": lambda draw, record, line: raw_control(draw, record, SONG_TEXT),
+    "stray_control": lambda draw, record, line: stray_control(draw, line),
     "extra_fields": lambda draw, record, line: extra_fields(draw, record),
     "deep_extra": lambda draw, record, line: deep_extra(draw, record),
     "lost_field": lambda draw, record, line: _song_lost_field(draw, record),
@@ -627,6 +637,10 @@ def fixed_damage(good: list[bytes]) -> list[Line]:
         Line(dump(play, location="[[[]]]"), REJECT),
         Line(dump({**play, "artist": "@@"}).replace(b"@@", b"A\x01B"), REJECT),
         Line(b"[1, 2]", REJECT),
+        Line(b"\x01", REJECT),
+        Line(b"  \x01" + dump(variant(9005)), REJECT),
+        Line(dump(variant(9006)) + b"\x01junk", REJECT),
+        Line(dump(variant(9007)) + b"\x01", REJECT),
         Line(dump(variant(9001, location="Here\u0007\u001f")), VALID),
         Line(dump(variant(9002), x_deep="[" * 10_000 + "]" * 10_000), VALID),
         Line(dump(variant(9003, artist=123, x_big=10**40)), VALID),

@@ -208,3 +208,31 @@ def test_an_s3_prefix_holding_other_objects_is_refused(s3_bucket, sample, capsys
     code, _ = run_cli("run", *args(sample, f"s3://{s3_bucket}/data"))
     assert code == 2 and "not a sparkify lake" in error_text(capsys)
     assert set(keys(s3_bucket, "data/")) == {"data/report.csv"}
+
+
+def test_lake_target_options_set_the_s3_timeouts(s3_endpoint, s3_bucket):
+    from sparkify.targets.lake import LakeTarget
+
+    lake = LakeTarget.from_url(f"s3://{s3_bucket}/opts?read_timeout=3&max_attempts=2",
+                               {"connect_timeout": "1.5", "endpoint_url": s3_endpoint})
+    config = lake.store.client.meta.config
+    assert (config.connect_timeout, config.read_timeout, config.retries["total_max_attempts"]) == (1.5, 3.0, 2)
+    with pytest.raises(SourceError, match="read_timeout"):
+        LakeTarget.from_url(f"s3://{s3_bucket}/opts?read_timeout=soon", {"endpoint_url": s3_endpoint})
+
+
+def test_the_s3_section_of_the_file_given_with_config_is_read(tmp_path, monkeypatch, s3_endpoint, s3_bucket, sample):
+    from sparkify import config
+
+    settings = tmp_path / "elsewhere.toml"
+    settings.write_text(f'[s3]\nendpoint_url = "{s3_endpoint}"\nread_timeout = 4\n')
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "SPARKIFY_CONFIG", "SPARKIFY_S3_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    code, out = run_cli("--config", settings, "run", "--songs", sample / "song_data", "--logs", sample / "log_data",
+                        "--target", f"s3://{s3_bucket}/from-config", "--json")
+    assert code == 0, out
+    assert json.loads(out.strip().splitlines()[-1])["tables"] == COUNTS
+    listed = boto3.client("s3", endpoint_url=s3_endpoint).list_objects_v2(Bucket=s3_bucket, Prefix="from-config")
+    assert listed["KeyCount"] > 0, "the lake was written to the endpoint of the --config file"
+    assert config.load_file(None) == {} and objectstore.settings().endpoint_url is None, "--config ends with its run"

@@ -233,6 +233,7 @@ def write_mess(data: Path) -> None:
         '{"ts": 1900000000013, "page": "Home"} trailing',
         '\t{"ts": 1900000000014, "page": "Home"}',                                  # tab before the object
         '{"ts": 1900000000015, "page": "Home", "userId": "9"}\x01after a control byte',
+        '\x01', '  \x01' + play(ts=s + 23, itemInSession=13),                     # nothing before the byte
         '{"ts": "1900000000016x", "page": "Home"}',
         '{"ts": 1900000000017, "page": "NextSong", "userId": "", "sessionId": 1, "itemInSession": 1}',
         '{"ts": 1900000000018, "page": "NextSong", "userId": "7", "sessionId": true, "itemInSession": 1}',

@@ -216,7 +216,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     handler = COMMANDS.get(args.command) or importlib.import_module(EXTRA_COMMANDS[args.command]).main
     try:
-        return handler(args)
+        with config.given(args.config):
+            return handler(args)
     except KeyboardInterrupt:
         err_console.print("[red]interrupted: nothing was written by the unfinished step[/red]")
         return 130

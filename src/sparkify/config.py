@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 DEFAULTS = {
@@ -27,9 +29,23 @@ class ConfigError(ValueError):
     pass
 
 
+_given: str | None = None
+
+
+@contextmanager
+def given(path: str | None) -> Iterator[None]:
+    """Within: --config's file is the one every reader loads (the [s3] section included)."""
+    global _given
+    before, _given = _given, path or _given
+    try:
+        yield
+    finally:
+        _given = before
+
+
 def load_file(path: str | None) -> dict:
     """The config file named by --config or SPARKIFY_CONFIG, else ./sparkify.toml if present."""
-    path = path or os.environ.get(ENV_PREFIX + "CONFIG")
+    path = path or _given or os.environ.get(ENV_PREFIX + "CONFIG")
     if path is None:
         if not Path("sparkify.toml").exists():
             return {}

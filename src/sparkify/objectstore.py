@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 
 SCHEME = "s3://"
 _TRUE = ("1", "true", "yes", "on")
-_FIELDS = ("endpoint_url", "anon", "profile", "region", "connect_timeout", "read_timeout", "max_attempts")
+SETTINGS = ("endpoint_url", "anon", "profile", "region", "connect_timeout", "read_timeout", "max_attempts")
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ def settings(options: Mapping | None = None, env: Mapping | None = None) -> S3Se
     env = os.environ if env is None else env
     layers = (
         options or {},
-        {name: env.get(f"SPARKIFY_S3_{name.upper()}") for name in _FIELDS},
+        {name: env.get(f"SPARKIFY_S3_{name.upper()}") for name in SETTINGS},
         config.load_file(None).get("s3", {}),
         {"endpoint_url": env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL"),
          "region": env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION"),
@@ -71,7 +71,7 @@ def settings(options: Mapping | None = None, env: Mapping | None = None) -> S3Se
     )
     value = {
         name: next((layer[name] for layer in layers if layer.get(name) not in (None, "")), None)
-        for name in _FIELDS
+        for name in SETTINGS
     }
     return S3Settings(
         endpoint_url=value["endpoint_url"],

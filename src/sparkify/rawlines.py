@@ -102,7 +102,7 @@ def locate(
     """(file, line, reason, raw) for every rejected line.
 
     `rejected[path]` counts the rejected lines by the text the SQL reader saw
-    (which stops at a \x01 byte), `reasons[(path, text)]` says why, and
+    (up to and with the first \x01 byte), `reasons[(path, text)]` says why, and
     `unreadable[path]` maps the byte offset of an error the reader met in a
     line it could not read (any byte of the line or its end) to its reason.
     An offset, not a line number or a line start: DuckDB's line numbers and
@@ -132,7 +132,7 @@ def locate(
                 if text is None:
                     yield path, number, UNDECODABLE, raw_text(line)
                     continue
-                visible = text.split("\x01", 1)[0]
+                visible = text.split("\x01", 1)[0] + ("\x01" if "\x01" in text else "")
                 if pending.get(visible):
                     pending[visible] -= 1
                     yield path, number, reasons[(path, visible)], raw_text(line)

@@ -239,6 +239,11 @@ class DuckDBEngine:
         keep its text; so every file in which it finds anything wrong (or
         anything only the raw line can settle) is read again line by line,
         where each record gets its exact verdict and a reject keeps its text.
+        The line reader splits at a \x01 byte, since read_csv needs a delimiter:
+        `after` says a line had one (chr(10) as the NULL string tells "nothing
+        after it" from "no \x01"), and such a line is read as its text up to
+        the \x01 and the \x01 itself, never valid JSON (JSON has no raw control
+        characters), the key by which rawlines finds the whole line.
         """
         paths = [f.path for f in batch.log_files]
         self._sql(f"CREATE OR REPLACE TEMP TABLE ev AS {self._typed_events('(SELECT NULL AS x WHERE false)', fast=None)}")
@@ -258,13 +263,16 @@ class DuckDBEngine:
             log.info("%d log files hold bad records: reading them line by line", len(doubted))
             self.con.execute("DELETE FROM ev WHERE source_file IN (SELECT unnest($paths))", {"paths": doubted}).fetchall()
             lines = f"""(
-                SELECT filename AS source_file, NULL::BIGINT AS line, raw
-                FROM read_csv($paths, columns = {{'raw': 'VARCHAR'}}, delim = chr(1), quote = '',
-                              escape = '', header = false, auto_detect = false, new_line = '\\n',
-                              strict_mode = false, filename = true, max_line_size = {MAX_LINE_BYTES},
-                              store_rejects = true, rejects_table = 'sp_csv_errors',
-                              rejects_scan = 'sp_csv_scans')
-                WHERE raw IS NOT NULL AND trim(raw, ' ' || chr(9) || chr(13)) <> ''
+                SELECT source_file, NULL::BIGINT AS line, raw || CASE WHEN after IS NOT NULL THEN chr(1) ELSE '' END AS raw
+                FROM (
+                    SELECT filename AS source_file, raw, after
+                    FROM read_csv($paths, columns = {{'raw': 'VARCHAR', 'after': 'VARCHAR'}}, delim = chr(1),
+                                  quote = '', escape = '', header = false, auto_detect = false, new_line = '\\n',
+                                  null_padding = true, nullstr = chr(10), strict_mode = false, filename = true,
+                                  max_line_size = {MAX_LINE_BYTES}, store_rejects = true,
+                                  rejects_table = 'sp_csv_errors', rejects_scan = 'sp_csv_scans')
+                )
+                WHERE after IS NOT NULL OR trim(raw, ' ' || chr(9) || chr(13)) <> ''
             )"""
             source = raw_json_source(lines, EVENT_FIELDS)
             self.con.execute(f"INSERT INTO ev {self._typed_events(source, fast=False)}", {"paths": doubted}).fetchall()

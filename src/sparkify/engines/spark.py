@@ -16,8 +16,6 @@ to Spark as configuration.
 from __future__ import annotations
 
 import logging
-import shutil
-import tempfile
 from pathlib import Path
 
 import duckdb
@@ -37,6 +35,7 @@ from sparkify.schema import (
     Column,
     arrow_schema,
 )
+from sparkify.scratch import scratch_dir
 from sparkify.sources import SourceFile
 from sparkify.targets.duckdb import DIALECT
 
@@ -69,21 +68,22 @@ class SparkEngine:
         conf = {k: str(v) for k, v in self.options.items() if k.startswith("spark.")}
         with progress.stage("spark"):
             spark = session(self.options.get("master"), conf)
-        staging = Path(tempfile.mkdtemp(prefix="sparkify-spark-", dir=self.options.get("staging")))
         result = None
-        try:
-            catalogue = spark.read.parquet(str(self._export_catalogue(staging)))
-            result = compute(spark, [f.path for f in song_files], [f.path for f in log_files], catalogue, progress)
-            with progress.stage("stage"):
-                for name, df in result.tables.items():
-                    df.write.parquet(str(staging / name))
-                    self._load(name, staging / name)
-            result.finish(self._count("b_songs"), self._count("b_songplays"))
-            self._store_rejects(run_id, result.rejects)
-        finally:
-            if result is not None:
-                result.release()
-            shutil.rmtree(staging, ignore_errors=True)
+        with scratch_dir("spark", self.options.get("staging")) as scratch:
+            staging = Path(scratch)
+            try:
+                catalogue = spark.read.parquet(str(self._export_catalogue(staging)))
+                result = compute(spark, [f.path for f in song_files], [f.path for f in log_files], catalogue,
+                                 progress)
+                with progress.stage("stage"):
+                    for name, df in result.tables.items():
+                        df.write.parquet(str(staging / name))
+                        self._load(name, staging / name)
+                result.finish(self._count("b_songs"), self._count("b_songplays"))
+                self._store_rejects(run_id, result.rejects)
+            finally:
+                if result is not None:
+                    result.release()
         return Batch(self.con, run_id, song_files, log_files, songs=result.songs, events=result.events,
                      file_records=result.file_records)
 

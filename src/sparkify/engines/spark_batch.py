@@ -237,7 +237,9 @@ def _read_events(spark: SparkSession, batch: SparkBatch, source: Source) -> Data
     if lines is None:
         lines = spark.createDataFrame([], "source_file string, value string")
     utf8 = F.is_valid_utf8("value")
-    raw = F.when(utf8, F.substring_index("value", "\x01", 1))  # DuckDB's reader stops at \x01 too
+    control = F.instr("value", "\x01") > 0  # read as DuckDB's line reader reads it: never valid JSON
+    raw = F.when(utf8, F.when(control, F.concat(F.substring_index("value", "\x01", 1), F.lit("\x01")))
+                 .otherwise(F.col("value")))
     lines = (lines.select("source_file", F.lit(None).cast("bigint").alias("line"), raw.alias("raw"),
                           utf8.alias("utf8"))
              .where(~F.col("utf8") | (F.btrim("raw", F.lit(BLANK_EVENT)) != "")))

@@ -13,14 +13,12 @@ songs_partition = "year"), compression = snappy | zstd | none (default
 snappy), keep_versions (local, default 2), lock_timeout (s, default 600),
 lock_lease (S3, s, default 60), fsync (local, default true),
 max_rows_per_file (default 4,000,000), memory_limit; on S3 also
-endpoint_url, anon, profile, region.
+endpoint_url, anon, profile, region, connect_timeout, read_timeout, max_attempts.
 """
 
 from __future__ import annotations
 
 import logging
-import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from urllib.parse import parse_qsl
@@ -29,6 +27,7 @@ import duckdb
 
 from sparkify.engines.duckdb import configure
 from sparkify.schema import ALL_TABLES, LOADED_FILES, SONG_RECORDS, STAR, TABLES, Table
+from sparkify.scratch import scratch_dir
 from sparkify.targets.base import Capabilities, Target, TargetError, WriteResult
 from sparkify.targets.lakelayout import COMPRESSIONS, SONGS_LAYOUTS, Layout, dataset, q, select_sql
 from sparkify.targets.lakemerge import LakeMerge
@@ -37,7 +36,6 @@ from sparkify.targets.lakewrite import write_parquet
 
 log = logging.getLogger(__name__)
 
-S3_OPTIONS = ("endpoint_url", "anon", "profile", "region")
 
 
 def _songs_partition(options: dict) -> tuple[str, ...] | None:
@@ -86,7 +84,7 @@ class LakeTarget(Target):
         if location.startswith("s3://"):
             from sparkify import objectstore
 
-            store: Store = S3Store(location, objectstore.settings({k: options.get(k) for k in S3_OPTIONS}))
+            store: Store = S3Store(location, objectstore.settings({k: options.get(k) for k in objectstore.SETTINGS}))
         else:
             store = LocalStore(location, keep_versions=int(options.get("keep_versions", 2)),
                                fsync=_flag(options.get("fsync"), True))
@@ -113,8 +111,7 @@ class LakeTarget(Target):
 
     @contextmanager
     def session(self) -> Iterator[None]:
-        with self.store.lock(self.lock_timeout, self.lock_lease) as lock:
-            temp_dir = tempfile.mkdtemp(prefix="sparkify-lake-")
+        with self.store.lock(self.lock_timeout, self.lock_lease) as lock, scratch_dir("lake") as temp_dir:
             con = duckdb.connect()
             try:
                 self.store.prepare()
@@ -129,7 +126,6 @@ class LakeTarget(Target):
             finally:
                 con.close()
                 self._con = self._lock = None
-                shutil.rmtree(temp_dir, ignore_errors=True)
 
     def engine_connection(self) -> duckdb.DuckDBPyConnection:
         assert self._con is not None, "use within session()"
