@@ -21,7 +21,8 @@ NON_ASCII_PATTERN = "[^\\x00-\\x7F]"
 """Regex (RE2 and Java alike) that selects the values the Python path must see."""
 
 _MOJIBAKE = re.compile("[\u00c2-\u00f4][\u0080-\u00bf]")
-_MAX_REPAIR_ROUNDS = 3
+MAX_REPAIR_ROUNDS = 3
+"""Rounds of repair at most: the SQL engines repeat their one-round function this many times."""
 
 
 def repair_mojibake(text: str) -> str:
@@ -31,7 +32,7 @@ def repair_mojibake(text: str) -> str:
     Latin-1 and the bytes decode as UTF-8. Text that merely contains accents
     ("Beyoncé") fails that test and is returned unchanged.
     """
-    for _ in range(_MAX_REPAIR_ROUNDS):
+    for _ in range(MAX_REPAIR_ROUNDS):
         if not _MOJIBAKE.search(text):
             break
         try:
@@ -50,9 +51,14 @@ def unquote(text: str) -> str:
 
 def clean_text(text: str | None) -> str | None:
     """A stored text value: repaired, NFC, trimmed, unquoted; '' means unknown."""
+    return None if text is None else clean_repaired(repair_mojibake(text))
+
+
+def clean_repaired(text: str | None) -> str | None:
+    """clean_text after the repair: for a path that repairs mojibake elsewhere (Redshift SQL)."""
     if text is None:
         return None
-    text = unicodedata.normalize("NFC", repair_mojibake(text)).strip(WHITESPACE)
+    text = unicodedata.normalize("NFC", text).strip(WHITESPACE)
     text = unquote(text).strip(WHITESPACE)
     return text or None
 
@@ -60,6 +66,12 @@ def clean_text(text: str | None) -> str | None:
 def match_key(text: str | None) -> str | None:
     """The form in which a song title or artist name is compared: cleaned and case-folded."""
     cleaned = clean_text(text)
+    return cleaned.casefold() if cleaned is not None else None
+
+
+def key_repaired(text: str | None) -> str | None:
+    """match_key after the repair (see clean_repaired)."""
+    cleaned = clean_repaired(text)
     return cleaned.casefold() if cleaned is not None else None
 
 

@@ -48,6 +48,11 @@ def _json_type(value: object) -> str:
     return "double" if "." in value or "e" in value.lower() else ("bigint" if value.startswith("-") else "ubigint")
 
 
+NUL_ESCAPE = "\\u0000"
+"""U+0000 in a staged string: its JSON escape, which PostgreSQL text can hold and the SQL rejects
+(redshift_sql.NUL_STAGED), as every engine rejects text holding U+0000."""
+
+
 def staged_text(value: object) -> str | None:
     """A JSON value as COPY puts it in a VARCHAR column (numbers keep their written form)."""
     if value is None:
@@ -56,7 +61,7 @@ def staged_text(value: object) -> str | None:
         return "true" if value else "false"
     if isinstance(value, dict | list):
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-    return None if value.strip(" ") == "" else value
+    return None if value.strip(" ") == "" else value.replace("\x00", NUL_ESCAPE)
 
 
 def parse(text: str) -> tuple[dict | None, str | None]:
@@ -86,7 +91,7 @@ def _record(path: str, number: int, text: str, fields: tuple[Field, ...], kind: 
     if obj is not None and kind == "song" and any(v is not None and len(v) > WIDTH for v in values):
         why = "a value longer than the staging column (COPY without TRUNCATECOLUMNS)"
     if why is not None:
-        out.errors.append((kind, path, number, why, rawlines.raw_text(text.encode())))
+        out.errors.append((kind, path, number, why, rawlines.storable(rawlines.raw_text(text.encode()))))
         return
     out.rows.append((path, number, text[:WIDTH], *(v if v is None else v[:WIDTH] for v in values)))
 
@@ -96,7 +101,8 @@ def _lines(path: str, kind: str, out: Staged, blank: str) -> Iterator[tuple[int,
         text = rawlines.decode_line(line.data)
         if text is None:
             out.records[path] = out.records.get(path, 0) + 1
-            out.errors.append((kind, path, line.number, rawlines.UNDECODABLE, rawlines.raw_text(line.data)))
+            out.errors.append((kind, path, line.number, rawlines.UNDECODABLE,
+                               rawlines.storable(rawlines.raw_text(line.data))))
         elif text.strip(blank):
             yield line.number, text
 

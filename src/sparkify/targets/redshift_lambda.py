@@ -1,17 +1,18 @@
-"""The Lambda behind Redshift's text functions: normalize.py itself, for the values SQL cannot clean.
+"""The Lambda behind Redshift's text functions, optional: normalize.py itself, for what SQL cannot do.
 
-Redshift SQL has no Latin-1 decoding and no Unicode normalisation, and its
-Python UDFs reached end of support on 30 June 2026; a Lambda UDF
-(`lambda_udf=<function name>` on the target) is the supported way to run
-the same code as every other engine. Deploy this module with sparkify's
-normalize.py; Redshift calls `handler` with batches of rows.
+Redshift SQL repairs mojibake itself (redshift_sql.repair_round) but has no
+Unicode normalisation, and its Python UDFs reached end of support on 30
+June 2026. A Lambda UDF (`lambda_udf=<function name>` on the target) runs
+the rest of clean_text and match_key on the repaired text: NFC and Python's
+casefold, which SQL's LOWER differs from for a few characters. Deploy this
+module with sparkify's normalize.py; Redshift calls `handler` with batches of rows.
 """
 
 from __future__ import annotations
 
-from sparkify.normalize import clean_text, match_key
+from sparkify.normalize import clean_repaired, key_repaired
 
-FUNCTIONS = {"f_sparkify_clean": clean_text, "f_sparkify_key": match_key}
+FUNCTIONS = {"f_sparkify_clean": clean_repaired, "f_sparkify_key": key_repaired}
 
 
 def handler(event: dict, context: object = None) -> dict:
