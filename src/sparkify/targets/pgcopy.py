@@ -7,6 +7,11 @@ NumPy/Arrow call, and one Arrow kernel joins the pieces of every row, so no
 Python code runs per row and the client stays well ahead of the server.
 Memory: a few copies of one slice of at most CHUNK_BYTES.
 
+`ahead` runs the reading and encoding on a thread, a bounded number of
+slices ahead of the writer: the client then encodes the next rows while the
+server ingests the last ones, instead of each waiting on the other (a
+blocking write returns only once most of a slice is in the socket).
+
 The format (PostgreSQL docs, "COPY ... BINARY"): a signature, then per row
 an int16 field count and per field an int32 length (-1 for NULL) and the
 value in network byte order; an int16 -1 ends the data.
@@ -14,8 +19,11 @@ value in network byte order; an int16 -1 ends the data.
 
 from __future__ import annotations
 
+import queue
 import struct
+import threading
 from collections.abc import Iterable, Iterator
+from typing import TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -28,6 +36,9 @@ PG_EPOCH_US = 946_684_800_000_000
 
 CHUNK_BYTES = 64 << 20
 """Largest slice encoded at once: bounds memory and keeps Arrow's 32-bit offsets safe."""
+
+T = TypeVar("T")
+_END = object()
 
 _BYTES = pa.binary()
 _EMPTY = pa.scalar(b"", _BYTES)
@@ -112,3 +123,55 @@ def stream(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.Buffer | bytes]:
     for batch in batches:
         yield from encode(batch)
     yield TRAILER
+
+
+class _Failed:
+    def __init__(self, error: BaseException):
+        self.error = error
+
+
+def ahead(items: Iterator[T], depth: int = 2) -> Iterator[T]:
+    """`items`, produced on a thread at most `depth` items ahead of the consumer.
+
+    The producer's exception is raised in the consumer; a consumer that stops
+    early (an error while writing) stops the producer before returning, so
+    nothing reads the source after this generator is closed.
+    """
+    slots: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                slots.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put(item):
+                    return
+            put(_END)
+        except Exception as exc:  # noqa: BLE001 - handed to the consumer, raised there
+            put(_Failed(exc))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    worker = threading.Thread(target=produce, name="pgcopy-encode", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = slots.get()
+            if item is _END:
+                return
+            if isinstance(item, _Failed):
+                raise item.error
+            yield item
+    finally:
+        stop.set()
+        worker.join()

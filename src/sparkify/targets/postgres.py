@@ -89,7 +89,14 @@ REBUILD_KEYS_ABOVE = 0.2
 """An increment of at least this fraction of songplays' rows rebuilds the foreign keys and indexes
 instead of maintaining them row by row (docs/postgres.md: the measured crossover)."""
 READ_ROWS = 10_000
-COPY_ROWS = 100_000
+COPY_ROWS = 50_000
+"""Rows per Arrow batch streamed into a COPY: with pgcopy.ahead's two slices in flight, the encoder
+holds a few copies of at most ~4 batches (~13 MB each for songplays) at once."""
+WRITE_MEMORY_LIMIT = 256 << 20
+"""DuckDB's memory limit while the batch is written (never above the run's own limit). The write
+only streams the batch tables, so a small buffer pool costs nothing; it makes room for the COPY's
+buffers within the run's peak (docs/postgres.md, Memory)."""
+_SIZE = re.compile(r"(?i)\s*(\d+(?:\.\d+)?)\s*(?:([kmgt])(i?)b?|b|bytes?)?\s*")
 
 _PASSWORD_PARAM = re.compile(r"(?i)(password\s*=\s*)('[^']*'|[^&\s]*)")
 
@@ -114,6 +121,16 @@ def _secrets(url: str) -> set[str]:
     if ":" in userinfo:
         found.add(userinfo.split(":", 1)[1])
     return {s for s in found | {unquote(s) for s in found} if s}
+
+
+def size_bytes(text: str) -> int | None:
+    """A DuckDB memory size ('600MB', '1.5GiB', '4000000') in bytes; None if it is not one."""
+    match = _SIZE.fullmatch(text)
+    if not match:
+        return None
+    number, prefix, binary = match.groups()
+    power = "kmgt".index(prefix.lower()) + 1 if prefix else 0
+    return int(float(number) * (1024 if binary else 1000) ** power)
 
 
 def lock_key(schema: str) -> int:
@@ -373,6 +390,7 @@ class PostgresTarget(Target):
         """One transaction: rows in (bulk or merged), run row, commit; any failure rolls all back."""
         con = self._con
         assert con is not None, "use within session()"
+        self._limit_for_write(batch.con)
         try:
             with con.transaction():
                 cur = con.cursor()
@@ -393,6 +411,20 @@ class PostgresTarget(Target):
             raise TargetError(f"loading into {self.describe()} failed, nothing was written: "
                               f"{self._scrub(exc)}") from None
         return result
+
+    def _limit_for_write(self, duck: duckdb.DuckDBPyConnection) -> None:
+        """Shrink DuckDB's buffer pool to WRITE_MEMORY_LIMIT: what it holds beyond goes to its spill files."""
+        limit = size_bytes(self.memory_limit)
+        if limit is None or limit <= WRITE_MEMORY_LIMIT:
+            return
+        start = time.perf_counter()
+        try:
+            duck.execute(f"SET memory_limit = '{WRITE_MEMORY_LIMIT >> 20}MiB'")
+        except duckdb.Error as exc:  # it could not evict enough: write with the run's limit, as before
+            log.debug("DuckDB memory limit kept for the write: %s", exc)
+            return
+        log.debug("DuckDB memory limit %d MiB for the write: %.3f s", WRITE_MEMORY_LIMIT >> 20,
+                  time.perf_counter() - start)
 
     def _empty(self, cur: psycopg.Cursor) -> bool:
         tests = " AND ".join(f"NOT EXISTS (SELECT FROM {self.table(t)})" for t, _ in LOADS)
@@ -459,8 +491,9 @@ class PostgresTarget(Target):
 
     @staticmethod
     def _copy(cur: psycopg.Cursor, statement: str, reader: pa.RecordBatchReader) -> None:
+        """Stream `reader` in; the next slices are read and encoded while the server ingests this one."""
         with cur.copy(statement) as copy:
-            for chunk in pgcopy.stream(reader):
+            for chunk in pgcopy.ahead(pgcopy.stream(reader)):
                 copy.write(chunk)
 
     @staticmethod
@@ -470,6 +503,17 @@ class PostgresTarget(Target):
         log.debug("%s: %.3f s", what, time.perf_counter() - start)
 
     # -- reads ---------------------------------------------------------------
+
+    def row_counts(self) -> dict[str, int]:
+        """Within a run, one statement on the run's connection instead of a new connection per table."""
+        if self._con is None:
+            return super().row_counts()
+        counts = ", ".join(f"(SELECT count(*) FROM {self.table(t)})" for t in STAR)
+        try:
+            row = self._con.execute(f"SELECT {counts}").fetchone()
+        except psycopg.Error as exc:
+            raise TargetError(f"counting the rows of {self.describe()} failed: {self._scrub(exc)}") from None
+        return dict(zip((t.name for t in STAR), row))
 
     def query(self, sql: str) -> tuple[list[str], Iterator[tuple]]:
         """One read-only statement through a server-side cursor on its own connection, in UTC.
