@@ -16,10 +16,7 @@ import hashlib
 import logging
 import os
 import re
-import shutil
-import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -51,6 +48,7 @@ from sparkify.schema import (
     arrow_schema,
     create_table_sql,
 )
+from sparkify.scratch import scratch_dir
 from sparkify.targets import pgcopy
 from sparkify.targets.duckdb import DIALECT as DUCKDB_DIALECT
 from sparkify.targets.base import Capabilities, SummaryFn, Target, TargetError, WriteResult
@@ -287,18 +285,16 @@ class PostgresTarget(Target):
                 self._ensure(con)
             except psycopg.Error as exc:
                 raise TargetError(f"cannot create the tables in {self.describe()}: {self._scrub(exc)}") from None
-            # DuckDB creates its spill directory only when it spills, and removes it on close.
-            spill = os.path.join(tempfile.gettempdir(), f"sparkify-pg-{uuid.uuid4().hex[:12]}")
-            self._duck = duckdb.connect()
-            configure(self._duck, self.memory_limit, spill)
-            self._con = con
-            try:
-                yield
-            finally:
-                self._con = None
-                self._duck.close()
-                self._duck = None
-                shutil.rmtree(spill, ignore_errors=True)
+            with scratch_dir("pg") as spill:
+                self._duck = duckdb.connect()
+                configure(self._duck, self.memory_limit, spill)
+                self._con = con
+                try:
+                    yield
+                finally:
+                    self._con = None
+                    self._duck.close()
+                    self._duck = None
 
     def engine_connection(self) -> duckdb.DuckDBPyConnection:
         assert self._duck is not None, "use within session()"
