@@ -49,7 +49,7 @@ SCENARIOS: list[Scenario] = [
              ("{python}", "bench/baselines/plain_duckdb.py", "{songs}", "{logs}", "{work}/plain.duckdb")),
     Scenario("original_etl", "baseline: pandas and one INSERT per row into PostgreSQL (the original projects)",
              ("{python}", "bench/baselines/original_etl.py", "{songs}", "{logs}", "{pg_url}",
-              "--max-songs", "500", "--max-events", "10000"), ("pg",), output="phases"),
+              "--max-events", "10000"), ("pg",), output="phases"),
 ]
 
 DEFAULT = ["duckdb", "postgres", "lake", "spark", "bare_scan", "plain_sql", "original_etl"]

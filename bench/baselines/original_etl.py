@@ -9,7 +9,10 @@ ON CONFLICT DO NOTHING keeps only the first file's plays with that index.
 
 Too slow to run whole at scale: --max-songs and --max-events stop each phase
 early (at a file boundary); the output says how much was done, and the
-harness extrapolates each phase linearly.
+harness extrapolates each phase linearly. The benchmark caps only the
+events: each play's SELECT scans the songs table (the original has no index
+on title), so a play costs in proportion to the catalogue loaded, and a
+capped catalogue would understate every play's cost.
 
 Usage: python bench/baselines/original_etl.py SONG_DIR LOG_DIR POSTGRES_URL [--max-songs N] [--max-events N]
 Prints {"songs_done", "songs_total", "songs_seconds", "events_done", "events_total", "logs_seconds"}.
