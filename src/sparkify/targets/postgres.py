@@ -415,7 +415,7 @@ class PostgresTarget(Target):
             return
         start = time.perf_counter()
         try:
-            duck.execute(f"SET memory_limit = '{WRITE_MEMORY_LIMIT >> 20}MiB'")
+            duck.execute("SET memory_limit = ?", [f"{WRITE_MEMORY_LIMIT >> 20}MiB"])
         except duckdb.Error as exc:  # it could not evict enough: write with the run's limit, as before
             log.debug("DuckDB memory limit kept for the write: %s", exc)
             return
