@@ -632,21 +632,29 @@ def test_first_load_copies_straight_in_and_builds_the_keys_after():
     target.write(_one_row_batch(), False, lambda result: "{}")
     statements = [s for s in fake.log if isinstance(s, str)]
     copy = ('COPY "public"."songplays" ("songplay_id", "start_time", "user_id", "level", "song_id", "artist_id", '
-            '"session_id", "location", "user_agent") FROM STDIN (FORMAT BINARY)')
+            '"session_id", "location", "user_agent") FROM STDIN (FORMAT BINARY, FREEZE)')
     at = fake.log.index(copy)
     assert b"".join(fake.log[at + 1: at + 4]) == pgcopy.SIGNATURE + SONGPLAY_ROW + struct.pack("!h", -1)
     at = statements.index(copy)
     drops = statements.index('ALTER TABLE "public"."songplays" DROP CONSTRAINT IF EXISTS "songplays_pkey"')
-    assert statements.index('DROP INDEX IF EXISTS "public"."songplays_start_time_idx"') < drops < at
-    assert 'ALTER TABLE "public"."songplays" DROP CONSTRAINT IF EXISTS "songplays_user_id_fkey"' in statements
+    assert statements.index('ALTER TABLE "public"."songplays" DROP CONSTRAINT IF EXISTS "songplays_user_id_fkey"') \
+        < statements.index('DROP INDEX IF EXISTS "public"."songplays_start_time_idx"') < drops < at
+    truncate = next(i for i, s in enumerate(statements) if s.startswith("TRUNCATE "))
+    assert drops < truncate < at and '"public"."songplays"' in statements[truncate], "emptied here: COPY FREEZE"
+    assert '"public"."_sparkify_runs"' not in statements[truncate], "the runs' history is kept"
     builds = [
         'ALTER TABLE "public"."songplays" ADD CONSTRAINT "songplays_pkey" PRIMARY KEY ("songplay_id")',
+        'CREATE INDEX IF NOT EXISTS "songplays_start_time_idx" ON "public"."songplays" ("start_time")',
+        "SET LOCAL enable_hashjoin = off",
         'ALTER TABLE "public"."songplays" ADD CONSTRAINT "songplays_start_time_fkey" FOREIGN KEY ("start_time") '
         'REFERENCES "public"."time" ("start_time")',
-        'CREATE INDEX IF NOT EXISTS "songplays_start_time_idx" ON "public"."songplays" ("start_time")',
     ]
     positions = [statements.index(s) for s in builds]
-    assert at < positions[0] < positions[1] < positions[2]
+    assert at < positions[0] < positions[1] < positions[2] < positions[3]
+    artist = statements.index('ALTER TABLE "public"."songplays" ADD CONSTRAINT "songplays_artist_id_fkey" '
+                              'FOREIGN KEY ("artist_id") REFERENCES "public"."artists" ("artist_id")')
+    assert statements[artist - 1] == "SET LOCAL enable_hashjoin TO DEFAULT", "no index on artist_id: a hash join"
+    assert statements[-3:-1] == ["SET LOCAL enable_hashjoin TO DEFAULT", "SET LOCAL maintenance_work_mem TO DEFAULT"]
     assert not any(s.startswith(("CREATE TEMP", "INSERT INTO \"public\".\"songplays\"")) for s in statements)
     users = 'COPY "public"."_sparkify_user_latest" ("user_id", "ts", "session_id", "item_in_session") FROM STDIN'
     assert any(s.startswith(users) for s in statements)
@@ -740,9 +748,9 @@ def test_duckdb_gets_a_small_memory_limit_for_the_write_never_a_larger_one(
     seen = []
     original = PostgresTarget._bulk_load
 
-    def bulk_load(self, cur, batch, freeze):
+    def bulk_load(self, cur, batch, fresh):
         seen.append(batch.con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0])
-        return original(self, cur, batch, freeze)
+        return original(self, cur, batch, fresh)
 
     monkeypatch.setattr(PostgresTarget, "_bulk_load", bulk_load)
     summary = pipeline.run(target, str(sample / "song_data"), str(sample / "log_data"))
@@ -757,3 +765,21 @@ def test_size_bytes_reads_duckdb_sizes():
     assert size_bytes("2 GiB") == 2 << 30
     assert size_bytes("4000000") == 4_000_000
     assert size_bytes("80%") is None
+
+
+def test_keys_build_indexes_before_the_foreign_keys_that_can_use_them(pg_url):
+    keys = PostgresTarget.from_url(pg_url, {}).keys()
+    kinds = ["pkey" if k.primary else "fkey" if k.name.endswith("_fkey") else "idx" for k in keys]
+    assert kinds == sorted(kinds, key=["pkey", "idx", "fkey"].index), "primary keys, indexes, then foreign keys"
+    merge_checked = {k.name for k in keys if k.indexed}
+    assert merge_checked == {"songplays_start_time_fkey", "songplays_user_id_fkey", "songplays_song_id_fkey"}
+
+
+def test_a_first_load_leaves_every_foreign_key_validated(pg_url, sample):
+    target = PostgresTarget.from_url(pg_url, {})
+    pipeline.run(target, str(sample / "song_data"), str(sample / "log_data"))
+    with psycopg.connect(pg_url) as con:
+        fkeys = con.execute("SELECT conname, convalidated FROM pg_constraint WHERE contype = 'f' "
+                            "AND connamespace = 'public'::regnamespace ORDER BY 1").fetchall()
+        assert [name for name, _ in fkeys] == sorted(k.name for k in target.keys() if k.name.endswith("_fkey"))
+        assert all(valid for _, valid in fkeys)

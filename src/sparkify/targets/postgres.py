@@ -144,6 +144,9 @@ class Key:
     create: str
     drop: str
     primary: bool = False
+    indexed: bool = False
+    """A foreign key whose columns lead an index or the primary key of their table: checkable by a merge
+    join over the two indexes."""
 
 
 class PostgresTarget(Target):
@@ -196,7 +199,8 @@ class PostgresTarget(Target):
         return f"pg_temp.{DIALECT.quote(name)}"
 
     def keys(self) -> list[Key]:
-        """Primary keys, foreign keys, then the indexes the analysts' joins need: build in this order."""
+        """Primary keys, the indexes the analysts' joins need, then foreign keys: build in this order,
+        so that a foreign key's check can read the indexes."""
         q, tables = DIALECT.quote, STAR + STATE
 
         def cols(names: tuple[str, ...]) -> str:
@@ -207,7 +211,8 @@ class PostgresTarget(Target):
                    for t in tables if t.primary_key]
         foreign = [
             self._constraint(t, f"{t.name}_{'_'.join(fk.columns)}_fkey", f"FOREIGN KEY ({cols(fk.columns)}) "
-                             f"REFERENCES {q(self.schema)}.{q(fk.table)} ({cols(fk.ref_columns)})")
+                             f"REFERENCES {q(self.schema)}.{q(fk.table)} ({cols(fk.ref_columns)})",
+                             indexed=fk.columns in (*t.indexes, t.primary_key))
             for t in tables for fk in t.foreign_keys
         ]
         indexes = [
@@ -216,12 +221,13 @@ class PostgresTarget(Target):
             for t in tables for columns in t.indexes
             for name in [f"{t.name}_{'_'.join(columns)}_idx"]
         ]
-        return primary + foreign + indexes
+        return primary + indexes + foreign
 
-    def _constraint(self, table: Table, name: str, definition: str, primary: bool = False) -> Key:
+    def _constraint(self, table: Table, name: str, definition: str, primary: bool = False,
+                    indexed: bool = False) -> Key:
         q = DIALECT.quote
         return Key(name, f"ALTER TABLE {self.table(table)} ADD CONSTRAINT {q(name)} {definition}",
-                   f"ALTER TABLE {self.table(table)} DROP CONSTRAINT IF EXISTS {q(name)}", primary)
+                   f"ALTER TABLE {self.table(table)} DROP CONSTRAINT IF EXISTS {q(name)}", primary, indexed)
 
     # -- connections ---------------------------------------------------------
 
@@ -394,7 +400,7 @@ class PostgresTarget(Target):
                     self._drop(cur)
                     self._create_tables(cur)
                 if full_refresh or self._empty(cur):
-                    inserted = self._bulk_load(cur, batch, freeze=full_refresh)
+                    inserted = self._bulk_load(cur, batch, fresh=full_refresh)
                 else:
                     inserted = self._merge(cur, batch)
                 result = WriteResult(inserted)
@@ -426,14 +432,22 @@ class PostgresTarget(Target):
         tests = " AND ".join(f"NOT EXISTS (SELECT FROM {self.table(t)})" for t, _ in LOADS)
         return cur.execute(f"SELECT {tests}").fetchone()[0]
 
-    def _bulk_load(self, cur: psycopg.Cursor, batch: Batch, freeze: bool) -> int:
+    def _bulk_load(self, cur: psycopg.Cursor, batch: Batch, fresh: bool) -> int:
         """Into an empty star: drop the keys, COPY every table straight in, build the keys once.
 
         Equivalent to the merge because there is nothing to merge with, and the
         batch holds each key once (the primary keys built at the end check it).
+        The tables are new (`fresh`: a full refresh) or emptied in this
+        transaction, so COPY FREEZE writes their rows frozen and all-visible;
+        the indexes are built before the foreign keys, whose checks then run as
+        merge joins over two indexes without reading the tables (hash joins
+        where the referencing columns have no index); the sorts get 256 MB
+        (docs/postgres.md, "The write alone").
         """
         for key in reversed(self.keys()):
             cur.execute(key.drop)
+        if not fresh:
+            cur.execute(f"TRUNCATE {', '.join(self.table(t) for t, _ in LOADS)}")
         inserted = 0
         for table, source in LOADS:
             columns = ", ".join(
@@ -441,13 +455,16 @@ class PostgresTarget(Target):
             )
             reader = batch.con.sql(f"SELECT {columns} FROM {source}").to_arrow_reader(COPY_ROWS)
             names = ", ".join(DIALECT.quote(c) for c in table.column_names)
-            options = "FORMAT BINARY, FREEZE" if freeze else "FORMAT BINARY"
             self._timed(f"copy {table.name}", lambda: self._copy(
-                cur, f"COPY {self.table(table)} ({names}) FROM STDIN ({options})", reader))
+                cur, f"COPY {self.table(table)} ({names}) FROM STDIN (FORMAT BINARY, FREEZE)", reader))
             if table is SONGPLAYS:
                 inserted = cur.rowcount
+        cur.execute("SET LOCAL maintenance_work_mem = '256MB'")
         for key in self.keys():
+            cur.execute(f"SET LOCAL enable_hashjoin {'= off' if key.indexed else 'TO DEFAULT'}")
             self._timed(f"key {key.name}", lambda: cur.execute(key.create))
+        cur.execute("SET LOCAL enable_hashjoin TO DEFAULT")
+        cur.execute("SET LOCAL maintenance_work_mem TO DEFAULT")
         return inserted
 
     def _merge(self, cur: psycopg.Cursor, batch: Batch) -> int:
