@@ -110,3 +110,14 @@ def test_a_failure_mid_load_leaves_the_target_unchanged(target_url, sample_copy,
 def test_check_passes(target_url, sample):
     run_json(*_args(sample, target_url))
     assert run_cli("check", "--target", target_url)[0] == 0
+
+
+def test_the_tables_merged_by_on_conflict_are_exactly_the_upserted_ones():
+    """The lake keys only sqlmerge.UPSERTED in its working tables (lakemerge.KEYED): a statement with
+    ON CONFLICT on any other table would fail there for want of a key."""
+    merge = sqlmerge.SqlMerge(lambda name: f'"{name}"', lambda table: f'"{table.name}"', lambda name: name)
+    targets = {statement.split('"')[1] for _, statement in merge.statements() if "ON CONFLICT" in statement}
+    assert targets == {t.name for t in sqlmerge.UPSERTED}
+    from sparkify.targets.lakemerge import KEYED
+
+    assert KEYED == targets

@@ -27,7 +27,7 @@ import pyarrow as pa
 from sparkify.schema import ALL_TABLES, RUNS, Table, create_table_sql
 from sparkify.targets.lakelayout import DIALECT, Layout, dataset, q, select_sql
 from sparkify.targets.lakestore import Manifest, Store
-from sparkify.targets.sqlmerge import SqlMerge
+from sparkify.targets.sqlmerge import UPSERTED, SqlMerge
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ SOURCES: dict[str, tuple[str, ...]] = {
     "_sparkify_runs": (),
 }
 """The batch tables whose rows can change each lake table (the runs table changes on every run)."""
-KEYED = frozenset({"artists", "users", "_sparkify_user_latest", "_sparkify_files"})
+KEYED = frozenset(t.name for t in UPSERTED)
 """The tables sqlmerge merges by ON CONFLICT, which needs their key. It adds rows to the others by
 anti-join, so their working tables go unkeyed: DuckDB holds a key's index in memory (about 50 bytes
 a key), and 10 M events' keyed plays and times did not fit the default 600 MB limit."""

@@ -24,6 +24,10 @@ from sparkify.schema import (
     Table,
 )
 
+UPSERTED: tuple[Table, ...] = (ARTISTS, USERS, USER_LATEST, LOADED_FILES)
+"""The tables merged by INSERT ... ON CONFLICT DO UPDATE (a new value replaces the stored one):
+the only ones whose primary key the merge needs, whatever `anti_join` says."""
+
 
 def _later_than_stored(new: str, old: str) -> str:
     """SQL: event key of `new` is after that of `old` (ts, then sessionId, then itemInSession)."""
