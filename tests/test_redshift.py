@@ -267,10 +267,12 @@ def _pushdown(data: Path, pg_url: str, *extra: str) -> dict:
                     "--pushdown", *extra)
 
 
-def _rejects(url: str) -> list[tuple]:
+def _rejects(url: str, *more: str) -> list[tuple]:
+    """(kind, source_file, line, *more) of every reject, in order."""
     target = open_target(url)
     try:
-        _, rows = target.query("SELECT kind, source_file, line FROM rejects ORDER BY 1, 2, 3")
+        _, rows = target.query(f"SELECT {', '.join(('kind', 'source_file', 'line', *more))} FROM rejects "
+                               "ORDER BY 1, 2, 3")
         return list(rows)
     finally:
         target.close()
@@ -497,21 +499,13 @@ def test_nul_in_text_gets_the_same_verdict_in_pushdown_and_duckdb(pg_url, sample
     assert summary["accounting"]["events"]["rejected"] == 5 and summary["accounting"]["songs"]["rejected"] == 1
     assert star_rows(pg_url) == star_rows(duck)
     assert _rejects(pg_url) == _rejects(duck)
-    reasons = {r[:3]: r[3:] for r in _reject_reasons(pg_url)}
-    expected = {r[:3]: r[3:] for r in _reject_reasons(duck)}
+    reasons = {r[:3]: r[3:] for r in _rejects(pg_url, "reason", "raw")}
+    expected = {r[:3]: r[3:] for r in _rejects(duck, "reason", "raw")}
     nul = [k for k, (reason, _) in expected.items() if HOLDS_NUL in reason]
     assert len(nul) == 5
     assert {k: reasons[k] for k in nul} == {k: expected[k] for k in nul}
     assert reasons[("song", str(song), 1)][0] == f"title: {HOLDS_NUL}"
 
-
-def _reject_reasons(url: str) -> list[tuple]:
-    target = open_target(url)
-    try:
-        _, rows = target.query("SELECT kind, source_file, line, reason, raw FROM rejects ORDER BY 1, 2, 3")
-        return list(rows)
-    finally:
-        target.close()
 
 
 def test_pushdown_url_option_and_dry_runs(pg_url, capsys):

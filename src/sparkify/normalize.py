@@ -65,8 +65,7 @@ def clean_repaired(text: str | None) -> str | None:
 
 def match_key(text: str | None) -> str | None:
     """The form in which a song title or artist name is compared: cleaned and case-folded."""
-    cleaned = clean_text(text)
-    return cleaned.casefold() if cleaned is not None else None
+    return None if text is None else key_repaired(repair_mojibake(text))
 
 
 def key_repaired(text: str | None) -> str | None:

@@ -263,13 +263,14 @@ class DuckDBEngine:
             log.info("%d log files hold bad records: reading them line by line", len(doubted))
             self.con.execute("DELETE FROM ev WHERE source_file IN (SELECT unnest($paths))", {"paths": doubted}).fetchall()
             lines = f"""(
-                SELECT source_file, NULL::BIGINT AS line, raw || CASE WHEN after IS NOT NULL THEN chr(1) ELSE '' END AS raw
+                SELECT source_file, NULL::BIGINT AS line,
+                       raw || CASE WHEN after IS NOT NULL THEN chr(1) ELSE '' END AS raw
                 FROM (
                     SELECT filename AS source_file, raw, after
-                    FROM read_csv($paths, columns = {{'raw': 'VARCHAR', 'after': 'VARCHAR'}}, delim = chr(1),
-                                  quote = '', escape = '', header = false, auto_detect = false, new_line = '\\n',
-                                  null_padding = true, nullstr = chr(10), strict_mode = false, filename = true,
-                                  max_line_size = {MAX_LINE_BYTES}, store_rejects = true,
+                    FROM read_csv($paths, columns = {{'raw': 'VARCHAR', 'after': 'VARCHAR'}},
+                                  delim = chr(1), quote = '', escape = '', header = false, auto_detect = false,
+                                  new_line = '\\n', null_padding = true, nullstr = chr(10), strict_mode = false,
+                                  filename = true, max_line_size = {MAX_LINE_BYTES}, store_rejects = true,
                                   rejects_table = 'sp_csv_errors', rejects_scan = 'sp_csv_scans')
                 )
                 WHERE after IS NOT NULL OR trim(raw, ' ' || chr(9) || chr(13)) <> ''

@@ -37,7 +37,6 @@ from sparkify.targets.lakewrite import write_parquet
 log = logging.getLogger(__name__)
 
 
-
 def _songs_partition(options: dict) -> tuple[str, ...] | None:
     """The songs layout asked for, or None to keep the lake's own."""
     if options.get("layout"):

@@ -91,7 +91,7 @@ def _record(path: str, number: int, text: str, fields: tuple[Field, ...], kind: 
     if obj is not None and kind == "song" and any(v is not None and len(v) > WIDTH for v in values):
         why = "a value longer than the staging column (COPY without TRUNCATECOLUMNS)"
     if why is not None:
-        out.errors.append((kind, path, number, why, rawlines.storable(rawlines.raw_text(text.encode()))))
+        out.errors.append((kind, path, number, why, rawlines.raw_text(text.encode())))
         return
     out.rows.append((path, number, text[:WIDTH], *(v if v is None else v[:WIDTH] for v in values)))
 
@@ -101,8 +101,7 @@ def _lines(path: str, kind: str, out: Staged, blank: str) -> Iterator[tuple[int,
         text = rawlines.decode_line(line.data)
         if text is None:
             out.records[path] = out.records.get(path, 0) + 1
-            out.errors.append((kind, path, line.number, rawlines.UNDECODABLE,
-                               rawlines.storable(rawlines.raw_text(line.data))))
+            out.errors.append((kind, path, line.number, rawlines.UNDECODABLE, rawlines.raw_text(line.data)))
         elif text.strip(blank):
             yield line.number, text
 
@@ -145,8 +144,8 @@ def copy_in(cur: psycopg.Cursor, events: Staged, songs: Staged, files: list[tupl
             for row in staged.rows:
                 copy.write_row(row)
     with cur.copy(f"COPY {LOAD_ERRORS} (kind, source_file, line, reason, raw) FROM STDIN") as copy:
-        for row in events.errors + songs.errors:
-            copy.write_row(row)
+        for *where, raw in events.errors + songs.errors:
+            copy.write_row((*where, rawlines.storable(raw)))
     records = {**songs.records, **events.records}
     with cur.copy(f"COPY {STAGED_FILES} (path, kind, size, modified, url, records) FROM STDIN") as copy:
         for kind, url, f in files:
