@@ -5,7 +5,8 @@ b_artists, ...) in a DuckDB file, shaped like the real sample (85 % of
 events are song plays, a third of them match a song, ~110-byte user
 agents), then loads the same rows into fresh PostgreSQL databases by:
 
-- sparkify, first load: PostgresTarget.write into an empty star (keys built after the rows);
+- sparkify, first load: PostgresTarget.write into an empty star (keys built after the rows;
+  songplays and time built on side connections, and with --rounds also in one transaction);
 - sparkify, increment: a further 10 % of new rows into the loaded star (keys maintained row by row);
 - plain binary COPY: psycopg `write_row` with `set_types`, straight into the keyed star tables;
 - row-per-INSERT: the original project's way, one INSERT per row in autocommit, on a slice.
@@ -15,7 +16,7 @@ the whole PostgreSQL server (all its processes) and the client's CPU time and
 peak RSS. By default the benchmark starts a PostgreSQL server of its own
 (initdb in a temporary directory, fsync=off like the test server), so that
 server CPU counts only this work; --pg-url uses an existing server instead.
-Usage: bench/postgres_load.py [--songplays 1000000] [--insert-rows 20000] [--pg-url URL]
+Usage: bench/postgres_load.py [--songplays 1000000] [--insert-rows 20000] [--rounds N] [--pg-url URL]
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import os
 import resource
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -193,6 +195,12 @@ def _cpu(backend: int) -> float:
     postmaster = int(_stat(backend)[1])
     fields = _stat(postmaster)
     ticks = sum(int(f) for f in fields[11:15])
+    ticks += sum(int(child[11]) + int(child[12]) for _, child in _server_processes(postmaster))
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _server_processes(postmaster: int) -> Iterator[tuple[int, list[str]]]:
+    """(pid, stat fields) of the postmaster's live children."""
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
@@ -200,13 +208,24 @@ def _cpu(backend: int) -> float:
             except OSError:
                 continue
             if int(child[1]) == postmaster:
-                ticks += int(child[11]) + int(child[12])
-    return ticks / os.sysconf("SC_CLK_TCK")
+                yield int(entry.name), child
 
 
-def step_sparkify(url: str, path: str) -> tuple[float, float]:
+def _children(backend: int) -> set[int]:
+    return {pid for pid, _ in _server_processes(int(_stat(backend)[1]))}
+
+
+def _settled(backend: int, before: set[int], limit: float = 10.0) -> None:
+    """Wait until the backends the step started (side connections) have exited and been reaped: _cpu
+    misses a process reaped between its two readings."""
+    deadline = time.monotonic() + limit
+    while _children(backend) - before and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def step_sparkify(url: str, path: str, options: dict | None = None) -> tuple[float, float]:
     """The target's write path, from batch tables on its own engine connection, as in a run."""
-    target = PostgresTarget.from_url(url, {})
+    target = PostgresTarget.from_url(url, options or {})
     with target.session():
         con = target.engine_connection()
         con.execute("SET enable_progress_bar = false")
@@ -215,9 +234,12 @@ def step_sparkify(url: str, path: str) -> tuple[float, float]:
             con.execute(f"CREATE TEMP TABLE {name} AS SELECT * FROM src.{name}")
         con.execute("DETACH src")
         backend = target._con.info.backend_pid
+        before = _children(backend)
         start, cpu = time.perf_counter(), _cpu(backend)
         target.write(Batch(con, "bench-" + uuid.uuid4().hex[:8], [], []), False, lambda r: "{}")
-        return time.perf_counter() - start, _cpu(backend) - cpu
+        wall = time.perf_counter() - start
+        _settled(backend, before)
+        return wall, _cpu(backend) - cpu
 
 
 def step_plain_copy(url: str, path: str) -> tuple[float, float]:
@@ -281,6 +303,8 @@ def main() -> int:
                         help="postgresql.conf setting for --own-server (default fsync=off, as the test server)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log each step of the write")
     parser.add_argument("--skip", nargs="*", default=[], choices=["plain", "insert", "increment"])
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="first loads of each kind, alternated: built aside (the default) and in one transaction")
     args = parser.parse_args()
     with ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sparkify-bench-")))
@@ -296,9 +320,19 @@ def main() -> int:
           "| client CPU s | client peak RSS MB |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for method, rows, seconds, server, client, rss in results:
-        print(f"| {method} | {rows:,} | {seconds:.1f} | {rows / seconds:,.0f} | {server:.1f} | "
+        print(f"| {method} | {rows:,} | {seconds:.2f} | {rows / seconds:,.0f} | {server:.1f} | "
               f"{rows / server:,.0f} | {client:.1f} | {rss:,.0f} |")
+    for method in dict.fromkeys(r[0] for r in results):
+        runs = [r for r in results if r[0] == method]
+        if len(runs) > 1:
+            rates = [rows / seconds for _, rows, seconds, *_ in runs]
+            print(f"\n{method}: median {statistics.median(rates):,.0f} star rows/s over {len(runs)} runs "
+                  f"({min(rates):,.0f} to {max(rates):,.0f})")
     return 0
+
+
+FIRST_LOAD = "sparkify write, first load (songplays and time built aside)"
+FIRST_LOAD_ONE = "sparkify write, first load in one transaction"
 
 
 def measure_all(args: argparse.Namespace, work: Path) -> list[tuple]:
@@ -307,15 +341,31 @@ def measure_all(args: argparse.Namespace, work: Path) -> list[tuple]:
     synthesize(first, args.songplays)
     results = []
 
-    def record(method: str, path: str, fn, url: str) -> None:
+    def record(method: str, path: str, fn, url: str, *more) -> None:
         rows = star_rows(path)
-        seconds, server, client, rss = measured(fn, url, path, verbose=args.verbose)
+        load = os.getloadavg()[0]
+        seconds, server, client, rss = measured(fn, url, path, *more, verbose=args.verbose)
         results.append((method, rows, seconds, server, client, rss))
-        print(f"{method}: {rows:,} star rows in {seconds:.1f} s (server CPU {server:.1f} s)", file=sys.stderr)
+        print(f"{method}: {rows:,} star rows in {seconds:.2f} s, {rows / seconds:,.0f} rows/s "
+              f"(server CPU {server:.1f} s; load average {load:.2f} before)", file=sys.stderr)
 
+    one_transaction = {"parallel_load_above": 2**62}
+    for _ in range(args.rounds - 1):
+        for method, options in ((FIRST_LOAD, None), (FIRST_LOAD_ONE, one_transaction)):
+            url = fresh_database(args.pg_url)
+            try:
+                record(method, first, step_sparkify, url, options)
+            finally:
+                drop_database(args.pg_url, url)
+    if args.rounds > 1:
+        url = fresh_database(args.pg_url)
+        try:
+            record(FIRST_LOAD_ONE, first, step_sparkify, url, one_transaction)
+        finally:
+            drop_database(args.pg_url, url)
     url = fresh_database(args.pg_url)
     try:
-        record("sparkify write, first load (keys built after)", first, step_sparkify, url)
+        record(FIRST_LOAD, first, step_sparkify, url)
         if "increment" not in args.skip:
             synthesize(more, args.songplays // 10, first=args.songplays)
             record("sparkify write, +10 % increment (keys maintained)", more, step_sparkify, url)

@@ -12,7 +12,8 @@ import json
 import os
 import shutil
 import uuid
-from contextlib import redirect_stdout
+from collections.abc import Iterator
+from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 
 import pytest
@@ -57,17 +58,25 @@ def pg_server() -> str:
     return _service("SPARKIFY_TEST_PG_URL")
 
 
-@pytest.fixture()
-def pg_url(pg_server: str) -> str:
+@contextmanager
+def database(server: str) -> Iterator[str]:
     """A fresh, empty database on the test server, dropped afterwards."""
     import psycopg
 
     name = "t_" + uuid.uuid4().hex[:12]
-    with psycopg.connect(pg_server, autocommit=True) as con:
+    with psycopg.connect(server, autocommit=True) as con:
         con.execute(f'CREATE DATABASE "{name}"')
-    yield pg_server.rsplit("/", 1)[0] + "/" + name
-    with psycopg.connect(pg_server, autocommit=True) as con:
-        con.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    try:
+        yield server.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with psycopg.connect(server, autocommit=True) as con:
+            con.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture()
+def pg_url(pg_server: str) -> Iterator[str]:
+    with database(pg_server) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -34,10 +35,10 @@ from psycopg import sql
 from sparkify import pipeline
 from sparkify.engines.duckdb import Batch
 from sparkify.schema import STAR
-from sparkify.targets import open_target, pgcopy
+from sparkify.targets import open_target, pgaside, pgcopy, postgres
 from sparkify.targets.base import TargetError
 from sparkify.targets.postgres import PostgresTarget, redact, size_bytes
-from tests.conftest import REPO, balanced, run_cli, run_json
+from tests.conftest import REPO, balanced, database, run_cli, run_json
 
 pytestmark = pytest.mark.postgres
 
@@ -91,9 +92,24 @@ def _keys(url: str, schema: str = "public") -> set[tuple]:
     return set(constraints) | set(indexes)
 
 
+def _aside_schemas(url: str) -> list[str]:
+    with _pg(url) as con:
+        rows = con.execute(r"SELECT nspname FROM pg_namespace WHERE nspname LIKE '\_sparkify\_aside\_%'")
+        return [r[0] for r in rows]
+
+
+@pytest.fixture(params=["one transaction", "built aside"])
+def first_load(request) -> Iterator[str]:
+    """Each way of loading an empty star: songplays and time built on side connections (targets/pgaside.py)
+    from PARALLEL_LOAD_ABOVE song plays on, which the sample's 6,820 are put over or under."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(postgres, "PARALLEL_LOAD_ABOVE", 0 if request.param == "built aside" else 2**62)
+        yield request.param
+
+
 # -- the same tables as DuckDB ------------------------------------------------------------------
 
-def test_full_load_equals_duckdb_row_for_row(pg_url, sample, tmp_path):
+def test_full_load_equals_duckdb_row_for_row(first_load, pg_url, sample, tmp_path):
     summary = run_json(*_args(sample, pg_url))
     assert balanced(summary)
     assert summary["tables"] == STAR_COUNTS
@@ -104,10 +120,11 @@ def test_full_load_equals_duckdb_row_for_row(pg_url, sample, tmp_path):
     assert pg == ref
     start = pg["songplays"][0][1]
     assert start.utcoffset() == dt.timedelta(0)
+    assert _aside_schemas(pg_url) == []
 
 
 @pytest.mark.parametrize("keys", ["rebuilt", "maintained"])
-def test_increment_then_rerun_equal_duckdb_row_for_row(keys, pg_url, sample_copy, tmp_path, caplog):
+def test_increment_then_rerun_equal_duckdb_row_for_row(keys, first_load, pg_url, sample_copy, tmp_path, caplog):
     """Both ways an increment treats the keys: rebuilt after the merge (a large increment), or kept."""
     config = tmp_path / "sparkify.toml"
     config.write_text(f'[target]\nurl = "{pg_url}"\nrebuild_keys_above = {0 if keys == "rebuilt" else 1e9}\n')
@@ -149,7 +166,7 @@ def test_increment_then_rerun_equal_duckdb_row_for_row(keys, pg_url, sample_copy
         assert con.execute('SELECT count(*) FROM "_sparkify_runs"').fetchone()[0] == 3
 
 
-def test_full_refresh_equals_duckdb_and_keeps_the_keys(pg_url, sample, tmp_path):
+def test_full_refresh_equals_duckdb_and_keeps_the_keys(first_load, pg_url, sample, tmp_path):
     run_json(*_args(sample, pg_url))
     keys = _keys(pg_url)
     summary = run_json(*_args(sample, pg_url, "--full-refresh"))
@@ -299,7 +316,7 @@ def _failing_copy(monkeypatch, table: str) -> None:
     monkeypatch.setattr(PostgresTarget, "_copy", staticmethod(copy))
 
 
-def test_a_failed_first_load_leaves_the_empty_keyed_tables(pg_url, sample, monkeypatch):
+def test_a_failed_first_load_leaves_the_empty_keyed_tables(first_load, pg_url, sample, monkeypatch):
     assert run_cli("schema", "--target", pg_url)[0] == 0
     keys = _keys(pg_url)
     _failing_copy(monkeypatch, "songplays")
@@ -307,6 +324,7 @@ def test_a_failed_first_load_leaves_the_empty_keyed_tables(pg_url, sample, monke
     assert code != 0
     assert all(not rows for rows in snapshot(pg_url).values())
     assert _keys(pg_url) == keys
+    assert _aside_schemas(pg_url) == [], "the side schema is dropped after a failure"
     monkeypatch.undo()
     assert run_json(*_args(sample, pg_url))["tables"] == STAR_COUNTS
 
@@ -414,6 +432,126 @@ def test_the_lock_wait_is_bounded(pg_url):
                 pass
     with waiter.session():  # free again once the holder is done
         pass
+
+
+# -- a first load built aside (targets/pgaside.py) ------------------------------------------------
+
+def _catalogue(url: str) -> dict:
+    """What a table is, beyond its rows and keys: columns, types, NOT NULL, owner, kind, persistence."""
+    with _pg(url) as con:
+        tables = con.execute(
+            "SELECT relname::text, relkind::text, relpersistence::text, pg_get_userbyid(relowner)::text FROM pg_class "
+            "WHERE relnamespace = 'public'::regnamespace AND relkind = 'r' ORDER BY 1").fetchall()
+        columns = con.execute(
+            "SELECT attrelid::regclass::text, attnum, attname::text, format_type(atttypid, atttypmod), attnotnull "
+            "FROM pg_attribute WHERE attrelid IN (SELECT oid FROM pg_class WHERE relnamespace = "
+            "'public'::regnamespace AND relkind = 'r') AND attnum > 0 AND NOT attisdropped ORDER BY 1, 2").fetchall()
+    return {"tables": tables, "columns": columns, "keys": _keys(url)}
+
+
+def _oid(url: str, table: str) -> int:
+    with _pg(url) as con:
+        return con.execute("SELECT %s::regclass::oid", [table]).fetchone()[0]
+
+
+def test_built_aside_or_in_one_transaction_the_star_and_its_catalogue_are_the_same(pg_server, sample, monkeypatch):
+    seen = {}
+    for threshold in (0, 2**62):
+        monkeypatch.setattr(postgres, "PARALLEL_LOAD_ABOVE", threshold)
+        with database(pg_server) as url:
+            assert run_cli("schema", "--target", url)[0] == 0
+            created = _oid(url, "songplays"), _oid(url, '"time"')
+            assert run_json(*_args(sample, url))["tables"] == STAR_COUNTS
+            replaced = (_oid(url, "songplays"), _oid(url, '"time"')) != created
+            assert replaced == (threshold == 0), "aside: the tables were replaced; else filled in place"
+            assert _aside_schemas(url) == []
+            seen[threshold] = snapshot(url), _catalogue(url)
+    assert seen[0] == seen[2**62]
+
+
+def test_tables_carrying_grants_views_or_comments_are_loaded_in_place(pg_url, sample, monkeypatch, caplog):
+    monkeypatch.setattr(postgres, "PARALLEL_LOAD_ABOVE", 0)
+    assert run_cli("schema", "--target", pg_url)[0] == 0
+    with _pg(pg_url) as con:
+        con.execute("CREATE VIEW plays_per_user AS SELECT user_id, count(*) AS plays FROM songplays GROUP BY 1")
+        con.execute('GRANT SELECT ON "time" TO PUBLIC')
+        con.execute("COMMENT ON COLUMN songplays.level IS 'free or paid'")
+    oids = _oid(pg_url, "songplays"), _oid(pg_url, '"time"')
+    caplog.set_level("INFO", logger="sparkify.targets.pgaside")
+    assert run_json(*_args(sample, pg_url))["tables"] == STAR_COUNTS
+    assert (_oid(pg_url, "songplays"), _oid(pg_url, '"time"')) == oids
+    refusal = next(r.getMessage() for r in caplog.records if "in one transaction" in r.getMessage())
+    for reason in ("time has grants", "songplays has comments", "songplays has dependent objects"):
+        assert reason in refusal
+    with _pg(pg_url) as con:
+        assert con.execute("SELECT sum(plays) FROM plays_per_user").fetchone()[0] == STAR_COUNTS["songplays"]
+        assert con.execute("SELECT has_table_privilege('public', '\"time\"', 'SELECT')").fetchone()[0]
+    assert _aside_schemas(pg_url) == []
+
+
+def test_without_side_connections_the_first_load_runs_in_one_transaction(pg_url, sample, monkeypatch, caplog):
+    monkeypatch.setattr(postgres, "PARALLEL_LOAD_ABOVE", 0)
+    connect, opened = PostgresTarget._connect, []
+
+    def at_most_one(self):
+        opened.append(self)
+        if len(opened) > 1:
+            raise TargetError("too many clients already (injected)")
+        return connect(self)
+
+    monkeypatch.setattr(PostgresTarget, "_connect", at_most_one)
+    caplog.set_level("INFO", logger="sparkify.targets.pgaside")
+    code, out = run_cli("run", *_args(sample, pg_url), "--json")
+    monkeypatch.undo()
+    assert code == 0, out
+    assert json.loads(out.strip().splitlines()[-1])["tables"] == STAR_COUNTS
+    assert "in one transaction: no side connection: too many clients already (injected)" in caplog.text
+    assert _aside_schemas(pg_url) == []
+
+
+def test_a_key_that_fails_aside_fails_the_load_and_leaves_nothing(pg_url, caplog):
+    caplog.set_level("DEBUG", logger="sparkify.targets.pgaside")
+    batch = _one_row_batch()
+    batch.con.execute("INSERT INTO b_songplays SELECT * FROM b_songplays")  # songplay_id 7, twice
+    target = PostgresTarget.from_url(pg_url, {"parallel_load_above": 0})
+    with target.session():
+        with pytest.raises(TargetError, match=r"nothing was written: .*songplays_pkey"):
+            target.write(batch, False, lambda result: "{}")
+    assert "aside copy songplays" in caplog.text
+    assert _aside_schemas(pg_url) == []
+    assert all(not rows for rows in snapshot(pg_url).values())
+
+
+def test_a_kill_after_the_side_commits_leaves_the_empty_star_and_the_next_run_sweeps(pg_url, sample, tmp_path):
+    config = tmp_path / "sparkify.toml"
+    config.write_text(f'[target]\nurl = "{pg_url}"\nparallel_load_above = 0\n')
+    assert run_cli("schema", "--target", pg_url)[0] == 0
+    keys, aside = _keys(pg_url), pgaside.aside_schema("public")
+
+    def blocked_aside_step():
+        with _pg(pg_url) as con:
+            return con.execute("SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE %s",
+                               [f"%{aside}%"]).fetchone()
+
+    with _pg(pg_url) as blocker:
+        run = _cli("--config", config, "run", *_args(sample, pg_url))
+        _wait_for(lambda: blocker.execute("SELECT to_regclass(%s)", [f'"{aside}".songplays']).fetchone()[0],
+                  "songplays to be copied aside and committed")
+        blocker.execute("BEGIN")
+        blocker.execute(f'LOCK TABLE "{aside}".songplays IN EXCLUSIVE MODE')  # its next key build waits
+        _wait_for(blocked_aside_step, "a key build on the side to wait")
+        run.send_signal(signal.SIGKILL)
+        run.wait()
+        assert _aside_schemas(pg_url) == [aside], "the killed run left its side tables"
+        blocker.execute("ROLLBACK")
+    _wait_for(lambda: not _backend(pg_url, "", waiting=False), "the killed run's backends to end")
+    assert all(not rows for rows in snapshot(pg_url).values())
+    assert _keys(pg_url) == keys
+    code, out = run_cli("--config", config, "run", *_args(sample, pg_url), "--json")
+    assert code == 0, out
+    assert json.loads(out.strip().splitlines()[-1])["tables"] == STAR_COUNTS
+    assert _aside_schemas(pg_url) == []
+    assert _keys(pg_url) == keys
 
 
 # -- errors and secrets --------------------------------------------------------------------------
@@ -775,7 +913,7 @@ def test_keys_build_indexes_before_the_foreign_keys_that_can_use_them(pg_url):
     assert merge_checked == {"songplays_start_time_fkey", "songplays_user_id_fkey", "songplays_song_id_fkey"}
 
 
-def test_a_first_load_leaves_every_foreign_key_validated(pg_url, sample):
+def test_a_first_load_leaves_every_foreign_key_validated(first_load, pg_url, sample):
     target = PostgresTarget.from_url(pg_url, {})
     pipeline.run(target, str(sample / "song_data"), str(sample / "log_data"))
     with psycopg.connect(pg_url) as con:

@@ -246,17 +246,18 @@ class Dialect:
         return '"' + ident.replace('"', '""') + '"'
 
 
-def create_table_sql(table: Table, dialect: Dialect, schema: str | None = None) -> str:
-    """CREATE TABLE with NOT NULL, primary and foreign keys, from the declaration."""
+def create_table_sql(table: Table, dialect: Dialect, schema: str | None = None, keys: bool = True) -> str:
+    """CREATE TABLE with NOT NULL, primary and foreign keys, from the declaration (without keys: a bare
+    table for a bulk load that builds them after its rows)."""
     q = dialect.quote
     prefix = f"{q(schema)}." if schema else ""
     lines = [
         f"{q(c.name)} {dialect.types[c.type]}{'' if c.nullable else ' NOT NULL'}"
         for c in table.columns
     ]
-    if table.primary_key:
+    if table.primary_key and keys:
         lines.append(f"PRIMARY KEY ({', '.join(q(c) for c in table.primary_key)})")
-    if dialect.enforce_foreign_keys:
+    if dialect.enforce_foreign_keys and keys:
         for fk in table.foreign_keys:
             lines.append(
                 f"FOREIGN KEY ({', '.join(q(c) for c in fk.columns)}) "

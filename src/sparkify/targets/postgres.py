@@ -49,7 +49,7 @@ from sparkify.schema import (
     create_table_sql,
 )
 from sparkify.scratch import scratch_dir
-from sparkify.targets import pgcopy
+from sparkify.targets import pgaside, pgcopy
 from sparkify.targets.duckdb import DIALECT as DUCKDB_DIALECT
 from sparkify.targets.base import Capabilities, SummaryFn, Target, TargetError, WriteResult
 from sparkify.targets.sqlmerge import SqlMerge
@@ -83,6 +83,9 @@ CONNECTION_OPTIONS = ("host", "port", "user", "dbname", "sslmode", "application_
 """[target] keys passed to libpq; they override the URL. Passwords: PGPASSWORD or ~/.pgpass."""
 
 DUCKDB_TYPES = DUCKDB_DIALECT.types
+PARALLEL_LOAD_ABOVE = 100_000
+"""A first load of at least this many song plays builds songplays and time on side connections
+(targets/pgaside.py); below it the connections cost more than they save."""
 REBUILD_KEYS_ABOVE = 0.2
 """An increment of at least this fraction of songplays' rows rebuilds the foreign keys and indexes
 instead of maintaining them row by row (docs/postgres.md: the measured crossover)."""
@@ -143,6 +146,8 @@ class Key:
     name: str
     create: str
     drop: str
+    tables: tuple[str, ...]
+    """The table it is on, then, for a foreign key, the table it references."""
     primary: bool = False
     indexed: bool = False
     """A foreign key whose columns lead an index or the primary key of their table: checkable by a merge
@@ -151,6 +156,7 @@ class Key:
 
 class PostgresTarget(Target):
     name = "postgres"
+    dialect = DIALECT
     capabilities = Capabilities(transactions=True, enforces_constraints=True, upsert=True, partitions=False)
 
     def __init__(
@@ -162,6 +168,7 @@ class PostgresTarget(Target):
         lock_timeout: float = 600.0,
         connect_timeout: int = 10,
         rebuild_keys_above: float = REBUILD_KEYS_ABOVE,
+        parallel_load_above: int = PARALLEL_LOAD_ABOVE,
     ):
         self.url = url
         self.schema = schema
@@ -170,6 +177,7 @@ class PostgresTarget(Target):
         self.lock_timeout = lock_timeout
         self.connect_timeout = connect_timeout
         self.rebuild_keys_above = rebuild_keys_above
+        self.parallel_load_above = parallel_load_above
         self._con: psycopg.Connection | None = None
         self._duck: duckdb.DuckDBPyConnection | None = None
         self._started: datetime | None = None
@@ -184,6 +192,7 @@ class PostgresTarget(Target):
             lock_timeout=float(options.get("lock_timeout", 600)),
             connect_timeout=int(options.get("connect_timeout", 10)),
             rebuild_keys_above=float(options.get("rebuild_keys_above", REBUILD_KEYS_ABOVE)),
+            parallel_load_above=int(options.get("parallel_load_above", PARALLEL_LOAD_ABOVE)),
         )
 
     def describe(self) -> str:
@@ -198,36 +207,39 @@ class PostgresTarget(Target):
     def stage(name: str) -> str:
         return f"pg_temp.{DIALECT.quote(name)}"
 
-    def keys(self) -> list[Key]:
+    def keys(self, schema: str | None = None) -> list[Key]:
         """Primary keys, the indexes the analysts' joins need, then foreign keys: build in this order,
-        so that a foreign key's check can read the indexes."""
-        q, tables = DIALECT.quote, STAR + STATE
+        so that a foreign key's check can read the indexes. `schema`: where the tables are (default the
+        target's; pgaside builds some in a schema of its own)."""
+        q, tables, schema = DIALECT.quote, STAR + STATE, schema or self.schema
 
         def cols(names: tuple[str, ...]) -> str:
             return ", ".join(map(q, names))
 
+        def table(t: Table) -> str:
+            return f"{q(schema)}.{q(t.name)}"
+
+        def constraint(t: Table, name: str, definition: str, tables: tuple[str, ...], primary: bool = False,
+                       indexed: bool = False) -> Key:
+            return Key(name, f"ALTER TABLE {table(t)} ADD CONSTRAINT {q(name)} {definition}",
+                       f"ALTER TABLE {table(t)} DROP CONSTRAINT IF EXISTS {q(name)}", tables, primary, indexed)
+
         # {table}_pkey is also what PostgreSQL names the inline key of create_table_sql.
-        primary = [self._constraint(t, f"{t.name}_pkey", f"PRIMARY KEY ({cols(t.primary_key)})", primary=True)
+        primary = [constraint(t, f"{t.name}_pkey", f"PRIMARY KEY ({cols(t.primary_key)})", (t.name,), primary=True)
                    for t in tables if t.primary_key]
         foreign = [
-            self._constraint(t, f"{t.name}_{'_'.join(fk.columns)}_fkey", f"FOREIGN KEY ({cols(fk.columns)}) "
-                             f"REFERENCES {q(self.schema)}.{q(fk.table)} ({cols(fk.ref_columns)})",
-                             indexed=fk.columns in (*t.indexes, t.primary_key))
+            constraint(t, f"{t.name}_{'_'.join(fk.columns)}_fkey", f"FOREIGN KEY ({cols(fk.columns)}) "
+                       f"REFERENCES {q(schema)}.{q(fk.table)} ({cols(fk.ref_columns)})", (t.name, fk.table),
+                       indexed=fk.columns in (*t.indexes, t.primary_key))
             for t in tables for fk in t.foreign_keys
         ]
         indexes = [
-            Key(name, f"CREATE INDEX IF NOT EXISTS {q(name)} ON {self.table(t)} ({cols(columns)})",
-                f"DROP INDEX IF EXISTS {q(self.schema)}.{q(name)}")
+            Key(name, f"CREATE INDEX IF NOT EXISTS {q(name)} ON {table(t)} ({cols(columns)})",
+                f"DROP INDEX IF EXISTS {q(schema)}.{q(name)}", (t.name,))
             for t in tables for columns in t.indexes
             for name in [f"{t.name}_{'_'.join(columns)}_idx"]
         ]
         return primary + indexes + foreign
-
-    def _constraint(self, table: Table, name: str, definition: str, primary: bool = False,
-                    indexed: bool = False) -> Key:
-        q = DIALECT.quote
-        return Key(name, f"ALTER TABLE {self.table(table)} ADD CONSTRAINT {q(name)} {definition}",
-                   f"ALTER TABLE {self.table(table)} DROP CONSTRAINT IF EXISTS {q(name)}", primary, indexed)
 
     # -- connections ---------------------------------------------------------
 
@@ -288,6 +300,7 @@ class PostgresTarget(Target):
         with self._locked() as con:
             self._started = datetime.now(UTC)
             try:
+                pgaside.sweep(con, self.schema)
                 self._ensure(con)
             except psycopg.Error as exc:
                 raise TargetError(f"cannot create the tables in {self.describe()}: {self._scrub(exc)}") from None
@@ -338,6 +351,7 @@ class PostgresTarget(Target):
     def create_schema(self, reset: bool = False) -> None:
         with self._locked() as con:
             try:
+                pgaside.sweep(con, self.schema)
                 with con.transaction():
                     if reset:
                         self._drop(con.cursor())
@@ -441,31 +455,50 @@ class PostgresTarget(Target):
         transaction, so COPY FREEZE writes their rows frozen and all-visible;
         the indexes are built before the foreign keys, whose checks then run as
         merge joins over two indexes without reading the tables (hash joins
-        where the referencing columns have no index); the sorts get 256 MB
-        (docs/postgres.md, "The write alone").
+        where the referencing columns have no index); the sorts get 256 MB.
+        From `parallel_load_above` song plays on, songplays and time are built
+        on side connections meanwhile (targets/pgaside.py; docs/postgres.md,
+        "The write alone").
         """
         for key in reversed(self.keys()):
             cur.execute(key.drop)
         if not fresh:
             cur.execute(f"TRUNCATE {', '.join(self.table(t) for t, _ in LOADS)}")
-        inserted = 0
-        for table, source in LOADS:
-            columns = ", ".join(
-                f"CAST({DIALECT.quote(c.name)} AS {DUCKDB_TYPES[c.type]})" for c in table.columns
-            )
-            reader = batch.con.sql(f"SELECT {columns} FROM {source}").to_arrow_reader(COPY_ROWS)
-            names = ", ".join(DIALECT.quote(c) for c in table.column_names)
-            self._timed(f"copy {table.name}", lambda: self._copy(
-                cur, f"COPY {self.table(table)} ({names}) FROM STDIN (FORMAT BINARY, FREEZE)", reader))
-            if table is SONGPLAYS:
-                inserted = cur.rowcount
-        cur.execute("SET LOCAL maintenance_work_mem = '256MB'")
-        for key in self.keys():
-            cur.execute(f"SET LOCAL enable_hashjoin {'= off' if key.indexed else 'TO DEFAULT'}")
-            self._timed(f"key {key.name}", lambda: cur.execute(key.create))
+        plays = batch.count("b_songplays") if self.parallel_load_above > 0 else 0
+        with pgaside.aside_build(self, cur, plays, self.parallel_load_above) as aside:
+            inserted = 0
+            first = pgaside.BUILT_ASIDE if aside else ()  # their keys build while the rest is copied
+            for table, source in sorted(LOADS, key=lambda load: load[0] not in first):
+                reader = self._reader(batch, table, source)
+                if aside and table in pgaside.BUILT_ASIDE:
+                    copied = aside.copy(table, reader)
+                else:
+                    names = ", ".join(DIALECT.quote(c) for c in table.column_names)
+                    self._timed(f"copy {table.name}", lambda: self._copy(
+                        cur, f"COPY {self.table(table)} ({names}) FROM STDIN (FORMAT BINARY, FREEZE)", reader))
+                    copied = cur.rowcount
+                if table is SONGPLAYS:
+                    inserted = copied
+            cur.execute("SET LOCAL maintenance_work_mem = '256MB'")
+            before, after = aside.main_keys(self.keys()) if aside else (self.keys(), [])
+            self._build_keys(cur, before)
+            if aside:
+                self._timed("aside builds and swap", lambda: aside.finish(cur))
+            self._build_keys(cur, after)
         cur.execute("SET LOCAL enable_hashjoin TO DEFAULT")
         cur.execute("SET LOCAL maintenance_work_mem TO DEFAULT")
         return inserted
+
+    def _build_keys(self, cur: psycopg.Cursor, keys: list[Key]) -> None:
+        for key in keys:
+            cur.execute(f"SET LOCAL enable_hashjoin {'= off' if key.indexed else 'TO DEFAULT'}")
+            self._timed(f"key {key.name}", lambda: cur.execute(key.create))
+
+    @staticmethod
+    def _reader(batch: Batch, table: Table, source: str) -> pa.RecordBatchReader:
+        """A batch table's rows in the target table's columns and types, COPY_ROWS at a time."""
+        columns = ", ".join(f"CAST({DIALECT.quote(c.name)} AS {DUCKDB_TYPES[c.type]})" for c in table.columns)
+        return batch.con.sql(f"SELECT {columns} FROM {source}").to_arrow_reader(COPY_ROWS)
 
     def _merge(self, cur: psycopg.Cursor, batch: Batch) -> int:
         """Into a star holding rows: stage the batch in temporary tables, then the SQL of targets/sqlmerge.py.
