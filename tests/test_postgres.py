@@ -489,6 +489,28 @@ def test_tables_carrying_grants_views_or_comments_are_loaded_in_place(pg_url, sa
     assert _aside_schemas(pg_url) == []
 
 
+def test_a_role_that_may_not_create_schemas_loads_in_one_transaction(pg_url, sample, tmp_path, monkeypatch,
+                                                                     caplog):
+    monkeypatch.setattr(postgres, "PARALLEL_LOAD_ABOVE", 0)
+    role = "etl_" + uuid.uuid4().hex[:8]
+    with _pg(pg_url) as con:
+        con.execute(f"CREATE ROLE {role} LOGIN")
+        con.execute(f"CREATE SCHEMA analytics AUTHORIZATION {role}")
+    url = pg_url.replace("postgres@", f"{role}@")
+    try:
+        caplog.set_level("INFO", logger="sparkify.targets.pgaside")
+        config = tmp_path / "sparkify.toml"
+        config.write_text(f'[target]\nurl = "{url}"\nschema = "analytics"\n')
+        code, out = run_cli("--config", config, "run", *_args(sample, url), "--json")
+        assert code == 0, out
+        assert json.loads(out.strip().splitlines()[-1])["tables"] == STAR_COUNTS
+        assert "in one transaction: the role may not create schemas" in caplog.text
+    finally:
+        with _pg(pg_url) as con:
+            con.execute("DROP SCHEMA analytics CASCADE")
+            con.execute(f"DROP ROLE {role}")
+
+
 def test_without_side_connections_the_first_load_runs_in_one_transaction(pg_url, sample, monkeypatch, caplog):
     monkeypatch.setattr(postgres, "PARALLEL_LOAD_ABOVE", 0)
     connect, opened = PostgresTarget._connect, []
