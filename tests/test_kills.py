@@ -32,6 +32,8 @@ from tests.killharness import (
 SEED = int(os.environ.get("SPARKIFY_KILL_SEED", "20261122"))
 KILLS = 3
 KILLS_SLOW = 50
+FIRST_LOAD_KILLS = 4
+FIRST_LOAD_KILLS_SLOW = 30
 S3_LEASE = 3
 """Seconds: a killed run cannot release its S3 lock, so trials use a short lease instead of waiting a minute."""
 
@@ -71,4 +73,39 @@ def test_fifty_kills_per_target(kind, scenario, make_target, tmp_path):
     write_rows("kills", (*TRIALS_HEADER, "seed", "measured"),
                [[*trials_row(kind, trials), SEED + TARGET_KINDS.index(kind), stamp()]])
     write_rows("kill-phases", PHASES_HEADER, [phases_row(kind, trials)])
+    assert not failures(trials), failures(trials)
+
+
+def _first_load_campaign(scenario: Scenario, make_target: Targets, tmp_path: Path, count: int):
+    """Kills aimed at the load of a first load whose songplays and time are built on side connections."""
+    config = tmp_path / "aside.toml"
+    config.write_text("[target]\nparallel_load_above = 0\n")
+    campaign = Campaign("postgres", scenario, make_target, tmp_path / "runs", env={"SPARKIFY_CONFIG": str(config)},
+                        first_load=True)
+    ref = campaign.reference()
+    assert not ref.before.star["songplays"] and ref.after.star["songplays"]
+    trials = campaign.run(count, SEED, ref=ref, aims=("load",))
+    assert any(t.killed for t in trials), "no kill landed while the run was working"
+    import psycopg
+
+    server = make_target.request.getfixturevalue("pg_server").rsplit("/", 1)[0]
+    for db in make_target.databases:
+        with psycopg.connect(f"{server}/{db}") as con:
+            aside = con.execute(r"SELECT nspname FROM pg_namespace WHERE nspname LIKE '\_sparkify\_aside\_%'")
+            assert not aside.fetchall(), f"{db}: the side schema outlived the next run"
+    return trials
+
+
+@pytest.mark.parametrize("kind", ["postgres"])
+def test_a_killed_first_load_built_aside_leaves_the_empty_star_or_the_whole(kind, scenario, make_target, tmp_path):
+    trials = _first_load_campaign(scenario, make_target, tmp_path, FIRST_LOAD_KILLS)
+    assert not failures(trials), failures(trials)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["postgres"])
+def test_thirty_kills_in_a_first_load_built_aside(kind, scenario, make_target, tmp_path):
+    trials = _first_load_campaign(scenario, make_target, tmp_path, FIRST_LOAD_KILLS_SLOW)
+    write_rows("kills", (*TRIALS_HEADER, "seed", "measured"),
+               [[*trials_row("postgres, first load built aside", trials), SEED, stamp()]])
     assert not failures(trials), failures(trials)
