@@ -437,10 +437,11 @@ def test_the_lock_wait_is_bounded(pg_url):
 # -- a first load built aside (targets/pgaside.py) ------------------------------------------------
 
 def _catalogue(url: str) -> dict:
-    """What a table is, beyond its rows and keys: columns, types, NOT NULL, owner, kind, persistence."""
+    """What a table is, beyond its rows and keys: columns, types, NOT NULL, owner, kind, persistence, options."""
     with _pg(url) as con:
         tables = con.execute(
-            "SELECT relname::text, relkind::text, relpersistence::text, pg_get_userbyid(relowner)::text FROM pg_class "
+            "SELECT relname::text, relkind::text, relpersistence::text, pg_get_userbyid(relowner)::text, "
+            "reloptions::text FROM pg_class "
             "WHERE relnamespace = 'public'::regnamespace AND relkind = 'r' ORDER BY 1").fetchall()
         columns = con.execute(
             "SELECT attrelid::regclass::text, attnum, attname::text, format_type(atttypid, atttypmod), attnotnull "

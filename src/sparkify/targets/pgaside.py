@@ -135,12 +135,14 @@ class AsideBuild:
 
     def copy(self, table: Table, reader: pa.RecordBatchReader) -> int:
         """COPY one table into a bare table of the side schema (FREEZE: created in the same transaction),
-        commit, and start building its keys; the rows copied."""
+        commit, and start building its keys; the rows copied. Autovacuum stays off the table until it is
+        moved in: its lock would hold up the key builds and the move (up to deadlock_timeout)."""
         q, start = self.target.dialect.quote, time.perf_counter()
         with self._connection() as con:
             with con.transaction():
                 cur = con.cursor()
-                cur.execute(create_table_sql(table, self.target.dialect, self.schema, keys=False))
+                cur.execute(create_table_sql(table, self.target.dialect, self.schema, keys=False)
+                            + " WITH (autovacuum_enabled = off)")
                 names = ", ".join(q(c) for c in table.column_names)
                 self.target._copy(cur, f"COPY {q(self.schema)}.{q(table.name)} ({names}) FROM STDIN "
                                   "(FORMAT BINARY, FREEZE)", reader)
@@ -188,6 +190,7 @@ class AsideBuild:
             cur.execute(f"DROP TABLE {target.table(table)}")
         for table in BUILT_ASIDE:
             cur.execute(f"ALTER TABLE {q(self.schema)}.{q(table.name)} SET SCHEMA {q(target.schema)}")
+            cur.execute(f"ALTER TABLE {target.table(table)} RESET (autovacuum_enabled)")
         cur.execute(f"DROP SCHEMA {q(self.schema)}")
 
     def close(self, failed: bool) -> None:
