@@ -545,29 +545,43 @@ def test_a_key_that_fails_aside_fails_the_load_and_leaves_nothing(pg_url, caplog
     assert all(not rows for rows in snapshot(pg_url).values())
 
 
+PAUSED_AFTER_SIDE_BUILDS = """
+import sys
+from sparkify import cli
+from sparkify.targets import pgaside
+finish = pgaside.AsideBuild.finish
+def paused(self, cur):
+    for build in self.builds:
+        build.result()
+    print("built aside", flush=True)
+    sys.stdin.readline()
+    return finish(self, cur)
+pgaside.AsideBuild.finish = paused
+sys.exit(cli.main(sys.argv[1:]))
+"""
+"""`sparkify` that stops, once every side build has committed, until its stdin gives a line: the moment to kill."""
+
+
 def test_a_kill_after_the_side_commits_leaves_the_empty_star_and_the_next_run_sweeps(pg_url, sample, tmp_path):
     config = tmp_path / "sparkify.toml"
     config.write_text(f'[target]\nurl = "{pg_url}"\nparallel_load_above = 0\n')
     assert run_cli("schema", "--target", pg_url)[0] == 0
     keys, aside = _keys(pg_url), pgaside.aside_schema("public")
-
-    def blocked_aside_step():
+    run = subprocess.Popen(
+        [sys.executable, "-c", PAUSED_AFTER_SIDE_BUILDS, "--config", config, "run", *_args(sample, pg_url)],
+        env={**os.environ, "PYTHONPATH": str(REPO / "src")}, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert run.stdout.readline().strip() == "built aside"
         with _pg(pg_url) as con:
-            return con.execute("SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE %s",
-                               [f"%{aside}%"]).fetchone()
-
-    with _pg(pg_url) as blocker:
-        run = _cli("--config", config, "run", *_args(sample, pg_url))
-        _wait_for(lambda: blocker.execute("SELECT to_regclass(%s)", [f'"{aside}".songplays']).fetchone()[0],
-                  "songplays to be copied aside and committed")
-        blocker.execute("BEGIN")
-        blocker.execute(f'LOCK TABLE "{aside}".songplays IN EXCLUSIVE MODE')  # its next key build waits
-        _wait_for(blocked_aside_step, "a key build on the side to wait")
+            built = [con.execute("SELECT to_regclass(%s)", [f'"{aside}".{t}']).fetchone()[0]
+                     for t in ("songplays", '"time"')]
+        assert all(built), "both side tables are committed"
+    finally:
         run.send_signal(signal.SIGKILL)
         run.wait()
-        assert _aside_schemas(pg_url) == [aside], "the killed run left its side tables"
-        blocker.execute("ROLLBACK")
     _wait_for(lambda: not _backend(pg_url, "", waiting=False), "the killed run's backends to end")
+    assert _aside_schemas(pg_url) == [aside], "the killed run left its side tables"
     assert all(not rows for rows in snapshot(pg_url).values())
     assert _keys(pg_url) == keys
     code, out = run_cli("--config", config, "run", *_args(sample, pg_url), "--json")
