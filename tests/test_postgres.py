@@ -562,17 +562,25 @@ sys.exit(cli.main(sys.argv[1:]))
 """`sparkify` that stops, once every side build has committed, until its stdin gives a line: the moment to kill."""
 
 
-def test_a_kill_after_the_side_commits_leaves_the_empty_star_and_the_next_run_sweeps(pg_url, sample, tmp_path):
+def _paused_first_load(pg_url: str, sample: Path, tmp_path: Path) -> tuple[Path, set, subprocess.Popen]:
+    """A first load built aside into the empty tables of `sparkify schema`, held once its side builds committed:
+    its config file, the keys of those empty tables, and the process (a line on its stdin lets it go on)."""
     config = tmp_path / "sparkify.toml"
     config.write_text(f'[target]\nurl = "{pg_url}"\nparallel_load_above = 0\n')
     assert run_cli("schema", "--target", pg_url)[0] == 0
-    keys, aside = _keys(pg_url), pgaside.aside_schema("public")
+    keys = _keys(pg_url)
     run = subprocess.Popen(
         [sys.executable, "-c", PAUSED_AFTER_SIDE_BUILDS, "--config", config, "run", *_args(sample, pg_url)],
         env={**os.environ, "PYTHONPATH": str(REPO / "src")}, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL, text=True)
+        stderr=subprocess.PIPE, text=True)
+    assert run.stdout.readline().strip() == "built aside"
+    return config, keys, run
+
+
+def test_a_kill_after_the_side_commits_leaves_the_empty_star_and_the_next_run_sweeps(pg_url, sample, tmp_path):
+    aside = pgaside.aside_schema("public")
+    config, keys, run = _paused_first_load(pg_url, sample, tmp_path)
     try:
-        assert run.stdout.readline().strip() == "built aside"
         with _pg(pg_url) as con:
             built = [con.execute("SELECT to_regclass(%s)", [f'"{aside}".{t}']).fetchone()[0]
                      for t in ("songplays", '"time"')]
@@ -589,6 +597,23 @@ def test_a_kill_after_the_side_commits_leaves_the_empty_star_and_the_next_run_sw
     assert json.loads(out.strip().splitlines()[-1])["tables"] == STAR_COUNTS
     assert _aside_schemas(pg_url) == []
     assert _keys(pg_url) == keys
+
+
+def test_a_query_waiting_on_a_first_load_built_aside_reads_the_new_table(pg_url, sample, tmp_path):
+    *_, run = _paused_first_load(pg_url, sample, tmp_path)
+    counted: list = []
+
+    def count() -> None:
+        with _pg(pg_url) as con:
+            counted.append(con.execute("SELECT count(*) FROM songplays").fetchone()[0])
+
+    reader = threading.Thread(target=count)
+    reader.start()
+    _wait_for(lambda: _backend(pg_url, "SELECT count(*) FROM songplays"), "the query to wait on the load")
+    out, err = run.communicate("go\n", timeout=300)
+    reader.join(60)
+    assert run.returncode == 0, err
+    assert counted == [STAR_COUNTS["songplays"]]
 
 
 # -- errors and secrets --------------------------------------------------------------------------
