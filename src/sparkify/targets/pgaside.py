@@ -137,15 +137,13 @@ class AsideBuild:
         """COPY one table into a bare table of the side schema (FREEZE: created in the same transaction),
         commit, and start building its keys; the rows copied. Autovacuum stays off the table until it is
         moved in: its lock would hold up the key builds and the move (up to deadlock_timeout)."""
-        q, start = self.target.dialect.quote, time.perf_counter()
+        start = time.perf_counter()
         with self._connection() as con:
             with con.transaction():
                 cur = con.cursor()
                 cur.execute(create_table_sql(table, self.target.dialect, self.schema, keys=False)
                             + " WITH (autovacuum_enabled = off)")
-                names = ", ".join(q(c) for c in table.column_names)
-                self.target._copy(cur, f"COPY {q(self.schema)}.{q(table.name)} ({names}) FROM STDIN "
-                                  "(FORMAT BINARY, FREEZE)", reader)
+                self.target._copy_table(cur, table, reader, self.schema)
                 copied = cur.rowcount
         log.debug("aside copy %s: %.3f s", table.name, time.perf_counter() - start)
         for key in self.keys:
@@ -161,12 +159,12 @@ class AsideBuild:
             return [key.create]
         q = self.target.dialect.quote
         columns = ", ".join(map(q, table.primary_key))
-        index = f"CREATE UNIQUE INDEX {q(key.name)} ON {q(self.schema)}.{q(table.name)} ({columns})"
+        index = f"CREATE UNIQUE INDEX {q(key.name)} ON {self.target.table(table, self.schema)} ({columns})"
         return [index] if table in self.deferred else [index, self._attach(table)]
 
     def _attach(self, table: Table) -> str:
         q, name = self.target.dialect.quote, f"{table.name}_pkey"
-        return (f"ALTER TABLE {q(self.schema)}.{q(table.name)} ADD CONSTRAINT {q(name)} "
+        return (f"ALTER TABLE {self.target.table(table, self.schema)} ADD CONSTRAINT {q(name)} "
                 f"PRIMARY KEY USING INDEX {q(name)}")
 
     def _build(self, what: str, statements: list[str], merge_join: bool = False) -> None:
@@ -189,7 +187,7 @@ class AsideBuild:
         for table in reversed(BUILT_ASIDE):
             cur.execute(f"DROP TABLE {target.table(table)}")
         for table in BUILT_ASIDE:
-            cur.execute(f"ALTER TABLE {q(self.schema)}.{q(table.name)} SET SCHEMA {q(target.schema)}")
+            cur.execute(f"ALTER TABLE {target.table(table, self.schema)} SET SCHEMA {q(target.schema)}")
             cur.execute(f"ALTER TABLE {target.table(table)} RESET (autovacuum_enabled)")
         cur.execute(f"DROP SCHEMA {q(self.schema)}")
 

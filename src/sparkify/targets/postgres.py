@@ -200,8 +200,9 @@ class PostgresTarget(Target):
 
     # -- names ---------------------------------------------------------------
 
-    def table(self, table: Table) -> str:
-        return f"{DIALECT.quote(self.schema)}.{DIALECT.quote(table.name)}"
+    def table(self, table: Table, schema: str | None = None) -> str:
+        """The table's qualified name, in the target's schema or in `schema` (pgaside's)."""
+        return f"{DIALECT.quote(schema or self.schema)}.{DIALECT.quote(table.name)}"
 
     @staticmethod
     def stage(name: str) -> str:
@@ -216,13 +217,11 @@ class PostgresTarget(Target):
         def cols(names: tuple[str, ...]) -> str:
             return ", ".join(map(q, names))
 
-        def table(t: Table) -> str:
-            return f"{q(schema)}.{q(t.name)}"
-
         def constraint(t: Table, name: str, definition: str, tables: tuple[str, ...], primary: bool = False,
                        indexed: bool = False) -> Key:
-            return Key(name, f"ALTER TABLE {table(t)} ADD CONSTRAINT {q(name)} {definition}",
-                       f"ALTER TABLE {table(t)} DROP CONSTRAINT IF EXISTS {q(name)}", tables, primary, indexed)
+            on = self.table(t, schema)
+            return Key(name, f"ALTER TABLE {on} ADD CONSTRAINT {q(name)} {definition}",
+                       f"ALTER TABLE {on} DROP CONSTRAINT IF EXISTS {q(name)}", tables, primary, indexed)
 
         # {table}_pkey is also what PostgreSQL names the inline key of create_table_sql.
         primary = [constraint(t, f"{t.name}_pkey", f"PRIMARY KEY ({cols(t.primary_key)})", (t.name,), primary=True)
@@ -234,7 +233,7 @@ class PostgresTarget(Target):
             for t in tables for fk in t.foreign_keys
         ]
         indexes = [
-            Key(name, f"CREATE INDEX IF NOT EXISTS {q(name)} ON {table(t)} ({cols(columns)})",
+            Key(name, f"CREATE INDEX IF NOT EXISTS {q(name)} ON {self.table(t, schema)} ({cols(columns)})",
                 f"DROP INDEX IF EXISTS {q(schema)}.{q(name)}", (t.name,))
             for t in tables for columns in t.indexes
             for name in [f"{t.name}_{'_'.join(columns)}_idx"]
@@ -470,12 +469,10 @@ class PostgresTarget(Target):
             first = pgaside.BUILT_ASIDE if aside else ()  # their keys build while the rest is copied
             for table, source in sorted(LOADS, key=lambda load: load[0] not in first):
                 reader = self._reader(batch, table, source)
-                if aside and table in pgaside.BUILT_ASIDE:
+                if table in first:
                     copied = aside.copy(table, reader)
                 else:
-                    names = ", ".join(DIALECT.quote(c) for c in table.column_names)
-                    self._timed(f"copy {table.name}", lambda: self._copy(
-                        cur, f"COPY {self.table(table)} ({names}) FROM STDIN (FORMAT BINARY, FREEZE)", reader))
+                    self._timed(f"copy {table.name}", lambda: self._copy_table(cur, table, reader))
                     copied = cur.rowcount
                 if table is SONGPLAYS:
                     inserted = copied
@@ -493,6 +490,12 @@ class PostgresTarget(Target):
         for key in keys:
             cur.execute(f"SET LOCAL enable_hashjoin {'= off' if key.indexed else 'TO DEFAULT'}")
             self._timed(f"key {key.name}", lambda: cur.execute(key.create))
+
+    def _copy_table(self, cur: psycopg.Cursor, table: Table, reader: pa.RecordBatchReader,
+                    schema: str | None = None) -> None:
+        """COPY rows into a table created or emptied in the same transaction: FREEZE writes them frozen."""
+        names = ", ".join(DIALECT.quote(c) for c in table.column_names)
+        self._copy(cur, f"COPY {self.table(table, schema)} ({names}) FROM STDIN (FORMAT BINARY, FREEZE)", reader)
 
     @staticmethod
     def _reader(batch: Batch, table: Table, source: str) -> pa.RecordBatchReader:
