@@ -167,16 +167,17 @@ def own_server(settings: list[str]) -> Iterator[str]:
                            check=True, stdout=subprocess.DEVNULL)
 
 
-def fresh_database(server: str) -> str:
+@contextmanager
+def scratch_database(server: str) -> Iterator[str]:
+    """An empty database on `server` for one measurement, dropped afterwards (even after a failure)."""
     name = "bench_" + uuid.uuid4().hex[:10]
     with psycopg.connect(server, autocommit=True) as con:
         con.execute(f'CREATE DATABASE "{name}"')
-    return server.rsplit("/", 1)[0] + "/" + name
-
-
-def drop_database(server: str, url: str) -> None:
-    with psycopg.connect(server, autocommit=True) as con:
-        con.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+    try:
+        yield server.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with psycopg.connect(server, autocommit=True) as con:
+            con.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 # -- the measured steps (each in a child process) -------------------------------------------------
@@ -352,38 +353,26 @@ def measure_all(args: argparse.Namespace, work: Path) -> list[tuple]:
     one_transaction = {"parallel_load_above": 2**62}
     for _ in range(args.rounds - 1):
         for method, options in ((FIRST_LOAD, None), (FIRST_LOAD_ONE, one_transaction)):
-            url = fresh_database(args.pg_url)
-            try:
+            with scratch_database(args.pg_url) as url:
                 record(method, first, step_sparkify, url, options)
-            finally:
-                drop_database(args.pg_url, url)
     if args.rounds > 1:
-        url = fresh_database(args.pg_url)
-        try:
+        with scratch_database(args.pg_url) as url:
             record(FIRST_LOAD_ONE, first, step_sparkify, url, one_transaction)
-        finally:
-            drop_database(args.pg_url, url)
-    url = fresh_database(args.pg_url)
-    try:
+    with scratch_database(args.pg_url) as url:
         record(FIRST_LOAD, first, step_sparkify, url)
         if "increment" not in args.skip:
             synthesize(more, args.songplays // 10, first=args.songplays)
             record("sparkify write, +10 % increment (keys maintained)", more, step_sparkify, url)
-    finally:
-        drop_database(args.pg_url, url)
     for name, path, fn, size in (("plain", first, step_plain_copy, args.songplays),
                                  ("insert", small, step_insert, args.insert_rows)):
         if name in args.skip:
             continue
         if name == "insert":
             synthesize(path, size)
-        url = fresh_database(args.pg_url)
-        try:
-            label = {"plain": "plain binary COPY (psycopg write_row + set_types)",
-                     "insert": f"row-per-INSERT, autocommit ({size:,} song plays)"}[name]
+        label = {"plain": "plain binary COPY (psycopg write_row + set_types)",
+                 "insert": f"row-per-INSERT, autocommit ({size:,} song plays)"}[name]
+        with scratch_database(args.pg_url) as url:
             record(label, path, fn, url)
-        finally:
-            drop_database(args.pg_url, url)
     return results
 
 
