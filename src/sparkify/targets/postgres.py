@@ -85,7 +85,7 @@ CONNECTION_OPTIONS = ("host", "port", "user", "dbname", "sslmode", "application_
 DUCKDB_TYPES = DUCKDB_DIALECT.types
 PARALLEL_LOAD_ABOVE = 100_000
 """A first load of at least this many song plays builds songplays and time on side connections
-(targets/pgaside.py); below it the gain is within the noise (docs/postgres.md)."""
+(targets/pgaside.py); below it the gain is small, and at 10,000 a loss (docs/postgres.md)."""
 REBUILD_KEYS_ABOVE = 0.2
 """An increment of at least this fraction of songplays' rows rebuilds the foreign keys and indexes
 instead of maintaining them row by row (docs/postgres.md: the measured crossover)."""
