@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from sparkify import scratch
 from sparkify.scratch import scratch_dir, sweep
 
 HOLD = """
@@ -50,4 +51,27 @@ def test_scratch_is_removed_on_exit_and_on_error(tmp_path):
             raise RuntimeError("boom")
     except RuntimeError:
         pass
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_owner_file_goes_last_so_a_kill_mid_removal_leaves_a_sweepable_directory(tmp_path, monkeypatch):
+    with scratch_dir("order", tmp_path) as path:
+        Path(path, "spill-1.tmp").write_bytes(b"x" * 1000)
+        Path(path, "spill-2.tmp").write_bytes(b"x" * 1000)
+        Path(path, "sub").mkdir()
+        Path(path, "sub", "f").write_text("y")
+        unlink, rmtree, gone = Path.unlink, scratch.shutil.rmtree, []
+
+        def recording_unlink(self, missing_ok=False):
+            gone.append(self.name)
+            unlink(self, missing_ok=missing_ok)
+
+        def recording_rmtree(target, *args, **kwargs):
+            gone.append(Path(target).name)
+            rmtree(target, *args, **kwargs)
+
+        monkeypatch.setattr(Path, "unlink", recording_unlink)
+        monkeypatch.setattr(scratch.shutil, "rmtree", recording_rmtree)
+    monkeypatch.undo()
+    assert sorted(gone[:-1]) == ["spill-1.tmp", "spill-2.tmp", "sub"] and gone[-1] == scratch.OWNER
     assert list(tmp_path.iterdir()) == []

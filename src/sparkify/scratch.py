@@ -6,6 +6,8 @@ the run for as long as it lives; the kernel drops the lock when the process
 dies, however it dies. Every run, before making its own, removes the
 `sparkify-*` directories of the same parent whose lock it can take: their
 owner is gone. A live run's directory is never touched, whatever its age.
+A directory is emptied before its `owner` file goes (`_remove`), so a kill
+while it is being removed still leaves it for the next run to sweep.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -39,11 +41,28 @@ def sweep(parent: str | Path) -> int:
             continue  # its run is alive
         finally:
             os.close(fd)
-        shutil.rmtree(entry, ignore_errors=True)
+        _remove(entry)
         removed += 1
     if removed:
         log.info("removed %d scratch directories left by killed runs in %s", removed, parent)
     return removed
+
+
+def _remove(path: str | Path) -> None:
+    """Everything but the owner file, then the owner file, then the directory: until the last instant, what
+    is left of it is still a directory the sweep recognises."""
+    path = Path(path)
+    with suppress(FileNotFoundError):  # gone already (DuckDB removes its spill directory when it closes)
+        for entry in path.iterdir():
+            if entry.name == OWNER:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+    (path / OWNER).unlink(missing_ok=True)
+    with suppress(OSError):
+        path.rmdir()
 
 
 @contextmanager
@@ -57,5 +76,5 @@ def scratch_dir(kind: str, parent: str | Path | None = None) -> Iterator[str]:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield path
     finally:
-        shutil.rmtree(path, ignore_errors=True)
+        _remove(path)
         os.close(fd)
