@@ -14,4 +14,5 @@ export SPARKIFY_REQUIRE_SERVICES=1 TZ=UTC SPARK_LOCAL_IP=127.0.0.1
 if [[ $# -eq 0 ]]; then
   set -- -m "not slow" -n 2 --dist loadfile --durations=25
 fi
+.venv/bin/lint-imports --no-cache | tail -n 3  # the layer contracts in pyproject.toml
 .venv/bin/python -m pytest "$@"

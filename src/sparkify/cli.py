@@ -1,4 +1,4 @@
-"""The `sparkify` command line: run, check, query, schema (and generate, report when installed)."""
+"""The `sparkify` command line: run, check, query, schema, generate, report."""
 
 from __future__ import annotations
 
@@ -14,8 +14,11 @@ from rich.logging import RichHandler
 from rich.table import Table as RichTable
 
 from sparkify import config, pipeline, quality
+from sparkify.batch import RejectLimit
 from sparkify.progress import Progress
+from sparkify.queries import load_queries
 from sparkify.targets import open_target
+from sparkify.targets.base import Step, TargetError
 
 log = logging.getLogger("sparkify")
 err_console = Console(stderr=True)
@@ -36,14 +39,16 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--logs", help="log_data source: directory, glob or s3:// URL")
     run.add_argument("--target", help="*.duckdb file (default sparkify.duckdb), postgresql://, redshift://, "
                                       "a directory or s3:// for a Parquet lake")
-    run.add_argument("--engine", choices=["duckdb", "spark"], help="what computes the tables (default duckdb)")
+    run.add_argument("--engine", choices=list(pipeline.ENGINES),
+                     help="what computes the tables (default: the target's own; duckdb except on Redshift)")
     run.add_argument("--spark-master", help="Spark master URL for --engine spark (default local[2])")
     run.add_argument("--full-refresh", action="store_true", default=None,
                      help="rebuild the target from every file, loaded before or not")
     run.add_argument("--max-rejects", help="fail, writing nothing, above N rejected records or P%%")
     run.add_argument("--memory-limit", help="DuckDB memory limit (default 600MB); the rest spills to disk")
     run.add_argument("--json", action="store_true", help="print the summary as one JSON object on stdout")
-    run.add_argument("--pushdown", action="store_true", help="PostgreSQL: compute the star inside the server")
+    run.add_argument("--pushdown", action="store_true",
+                     help="compute the star inside a SQL target's server (the same as --engine warehouse)")
     run.add_argument("--dry-run", action="store_true", help="SQL targets: print the statements, run nothing")
 
     check = sub.add_parser("check", help="data-quality checks; exit 1 if any fails")
@@ -62,12 +67,7 @@ def _parser() -> argparse.ArgumentParser:
     schema.add_argument("--dry-run", action="store_true", help="print the statements, run nothing")
 
     for name, module in EXTRA_COMMANDS.items():
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError:
-            continue
-        if not hasattr(mod, "add_arguments"):
-            continue
+        mod = importlib.import_module(module)
         mod.add_arguments(sub.add_parser(name, help=mod.__doc__.splitlines()[0]))
     return parser
 
@@ -83,24 +83,34 @@ def cmd_run(args: argparse.Namespace) -> int:
     for key in ("songs", "logs"):
         if not s.get(key):
             raise config.ConfigError(f"--{key} is required (or set {key} in sparkify.toml or SPARKIFY_{key.upper()})")
-    from sparkify.targets import pushdown
-
-    target = pushdown.open_target(s["target"], s["target_options"], args.pushdown, args.dry_run)
-    progress = Progress(err_console)
-    summary = (pushdown.runner(target) or pipeline.run)(
+    target = open_target(s["target"], s["target_options"])
+    engine = "warehouse" if args.pushdown else s.get("engine")
+    full_refresh = str(s.get("full_refresh", "")).lower() in ("1", "true", "yes")
+    if args.dry_run:
+        print_steps(pipeline.statements(target, s["songs"], s["logs"], full_refresh, engine))
+        return 0
+    summary = pipeline.run(
         target, s["songs"], s["logs"],
-        full_refresh=str(s.get("full_refresh", "")).lower() in ("1", "true", "yes"),
-        max_rejects=pipeline.RejectLimit.parse(s.get("max_rejects")),
-        progress=progress,
-        engine_name=s["engine"],
+        full_refresh=full_refresh,
+        max_rejects=RejectLimit.parse(s.get("max_rejects")),
+        progress=Progress(err_console),
+        engine_name=engine,
         engine_options={**s.get("engine_options", {}), **({"master": args.spark_master} if args.spark_master else {})},
     )
-    if summary is None:  # --dry-run printed the statements
-        return 0
     _print_summary(summary)
     if args.json:
         sys.stdout.write(json.dumps(summary, sort_keys=True) + "\n")
     return 0
+
+
+def print_steps(steps: list[Step]) -> None:
+    """Statements as a SQL script on stdout (--dry-run), each with its parameters as a comment."""
+    console = Console(soft_wrap=True)
+    for step in steps:
+        text = step.sql if step.sql.startswith("--") else step.sql + ";"
+        if step.params:
+            text += f"  -- parameters: {', '.join(map(repr, step.params))}"
+        console.print(text, markup=False, highlight=False)
 
 
 def _print_summary(summary: dict) -> None:
@@ -138,6 +148,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     for r in results:
         table.add_row(r.name, f"{r.failures:,}", "[green]pass[/green]" if r.passed else "[red]FAIL[/red]")
     (err_console if args.json else out_console).print(table)
+    if not target.capabilities.enforces_constraints:
+        err_console.print(f"{target.describe()} does not enforce keys itself: the key and reference checks "
+                          "above are what proves them")
     failed = [r for r in results if not r.passed]
     if failed:
         err_console.print(f"[red]{len(failed)} of {len(results)} checks failed[/red]")
@@ -163,10 +176,6 @@ def cmd_query(args: argparse.Namespace) -> int:
 
 
 def _query_pack() -> dict[str, tuple[str, str]]:
-    try:
-        from sparkify.queries import load_queries
-    except ModuleNotFoundError:
-        return {}
     return load_queries()
 
 
@@ -189,12 +198,13 @@ def write_rows(columns: list[str], rows, fmt: str) -> None:
 
 def cmd_schema(args: argparse.Namespace) -> int:
     s = _settings(args, "target")
-    from sparkify.targets import pushdown
-
-    target = pushdown.open_target(s["target"], s["target_options"], dry_run=args.dry_run)
-    target.create_schema(reset=args.reset)
+    target = open_target(s["target"], s["target_options"])
     if args.dry_run:
+        if not target.capabilities.dry_run:
+            raise TargetError(f"--dry-run needs a SQL target, not {target.describe()}")
+        print_steps(target.schema_plan(args.reset))
         return 0
+    target.create_schema(reset=args.reset)
     err_console.print(f"tables {'recreated' if args.reset else 'ready'} in {target.describe()}")
     return 0
 

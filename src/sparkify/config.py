@@ -18,9 +18,9 @@ from pathlib import Path
 
 DEFAULTS = {
     "target": "sparkify.duckdb",
-    "engine": "duckdb",
     "memory_limit": "600MB",
 }
+"""No default engine: the target declares its own (Capabilities.engines)."""
 
 ENV_PREFIX = "SPARKIFY_"
 

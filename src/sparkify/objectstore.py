@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sparkify import config
-from sparkify.sources import SourceError, SourceFile, is_remote
+from sparkify.files import SourceError, SourceFile, is_remote
 
 if TYPE_CHECKING:
     import duckdb

@@ -1,81 +1,70 @@
-"""One run: find new files, compute a batch with an engine, land it in a target.
+"""One run: list the sources, keep what the ledger lacks, compute a batch, enforce the reject limit, land it.
 
-Nothing is written before the batch is complete and within the reject
-limit; the target then lands it in one atomic step.
+Every run goes through `run`, whatever computes it (the DuckDB or Spark
+engine, or the in-warehouse engine inside a SQL target) and wherever it
+lands. The engine is chosen from what the target declares
+(`Capabilities.engines`); nothing is written before the batch is complete
+and within the reject limit, and the target then lands it in one atomic
+step, with the run's summary.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
-import logging
 import time
-import uuid
-from dataclasses import dataclass
 
-import pyarrow as pa
-
-from sparkify.engines.duckdb import Batch, DuckDBEngine
+from sparkify.batch import Batch, RejectLimit, Run, WriteResult, summarize
+from sparkify.config import ConfigError
+from sparkify.engines.base import Engine
 from sparkify.progress import Progress
-from sparkify.schema import LOADED_FILES, arrow_schema
-from sparkify.sources import SourceFile, list_files, new_files
-from sparkify.targets.base import Target, WriteResult
+from sparkify.sources import list_files, new_files
+from sparkify.targets.base import Step, Target, TargetError
 
-log = logging.getLogger(__name__)
-
-
-class RejectLimitExceeded(RuntimeError):
-    """Too many rejects: the run stops before writing anything."""
-
-
-@dataclass(frozen=True)
-class RejectLimit:
-    count: int | None = None
-    percent: float | None = None
-
-    @classmethod
-    def parse(cls, text: str | None) -> RejectLimit:
-        if text is None or text == "":
-            return cls()
-        text = str(text).strip()
-        try:
-            if text.endswith("%"):
-                return cls(percent=float(text[:-1]))
-            return cls(count=int(text))
-        except ValueError:
-            raise ValueError(f"--max-rejects takes a number or a percentage, not {text!r}") from None
-
-    def exceeded(self, rejected: int, read: int) -> bool:
-        if self.count is not None and rejected > self.count:
-            return True
-        return self.percent is not None and read > 0 and 100.0 * rejected / read > self.percent
+ENGINES = {
+    "duckdb": ("sparkify.engines.duckdb", "DuckDBEngine", None),
+    "spark": ("sparkify.engines.spark", "SparkEngine", "spark"),
+    "warehouse": ("sparkify.engines.warehouse", "WarehouseEngine", None),
+}
+"""Engine name -> (module, class, the extra that installs what it imports). A new engine is one line here."""
 
 
-def _files_table(batch: Batch) -> pa.Table:
-    rows = [
-        {"path": f.path, "kind": kind, "size": f.size, "modified": f.modified,
-         "records": batch.file_records.get(f.path, 0), "run_id": batch.run_id}
-        for kind, files in (("song", batch.song_files), ("log", batch.log_files))
-        for f in files
-    ]
-    return pa.Table.from_pylist(rows, schema=arrow_schema(LOADED_FILES))
+def open_engine(name: str | None, target: Target, options: dict | None = None) -> Engine:
+    """The engine `name` (default: the target's first) if the target declares it may compute for it."""
+    engines = target.capabilities.engines
+    name = name or engines[0]
+    if name not in ENGINES:
+        raise ConfigError(f"unknown engine {name!r}: {', '.join(ENGINES)}")
+    if name not in engines:
+        raise ConfigError(f"{target.describe()} cannot be computed by the {name} engine; "
+                          f"it takes {' or '.join(engines)}")
+    module, cls, extra = ENGINES[name]
+    try:
+        engine_cls = getattr(importlib.import_module(module), cls)
+    except ModuleNotFoundError as exc:
+        hint = f": pip install 'sparkify[{extra}]'" if extra else ""
+        raise ConfigError(f"the {name} engine needs {exc.name}{hint}") from None
+    return engine_cls(options or {})
 
 
-def _reject_examples(batch: Batch, limit: int = 10) -> list[str]:
-    rows = batch.con.execute(
-        "SELECT source_file, line, reason FROM b_rejects ORDER BY kind, source_file, line LIMIT ?", [limit]
-    ).fetchall()
-    return [f"{path}:{line if line is not None else '?'}: {reason}" for path, line, reason in rows]
+def _list(target: Target, songs: str, logs: str, progress: Progress) -> tuple[list, list] | None:
+    """Every file of both sources, before the target is touched (a missing source changes nothing)."""
+    if not target.capabilities.incremental:
+        return None
+    with progress.stage("list"):
+        return list_files(songs), list_files(logs)
 
 
-def make_engine(name: str, con, catalogue: str, options: dict):
-    """The engine that computes a batch on `con`; every engine returns the same `Batch` tables."""
-    if name == "duckdb":
-        return DuckDBEngine(con, catalogue)
-    if name == "spark":
-        from sparkify.engines.spark import SparkEngine
-
-        return SparkEngine(con, catalogue, options)
-    raise ValueError(f"unknown engine {name!r}: duckdb or spark")
+def _plan_run(target: Target, songs: str, logs: str, listed: tuple[list, list] | None, full_refresh: bool) -> Run:
+    """The run's files: everything listed, less what the target's ledger holds (within its session).
+    A target without a ledger rebuilds from the whole sources, which the engine reads itself."""
+    if listed is None:
+        return Run(songs, logs, [], [], full_refresh=True, listed=False)
+    all_songs, all_logs = listed
+    ledger = {} if full_refresh else target.ledger()
+    song_files, log_files = new_files(all_songs, ledger), new_files(all_logs, ledger)
+    return Run(songs, logs, song_files, log_files, full_refresh=full_refresh,
+               skipped={"songs": len(all_songs) - len(song_files), "logs": len(all_logs) - len(log_files)})
 
 
 def run(
@@ -85,63 +74,36 @@ def run(
     full_refresh: bool = False,
     max_rejects: RejectLimit = RejectLimit(),
     progress: Progress | None = None,
-    engine_name: str = "duckdb",
+    engine_name: str | None = None,
     engine_options: dict | None = None,
 ) -> dict:
     """Run the pipeline once and return its summary (also stored in the target)."""
     progress = progress or Progress(quiet=True)
     started = time.perf_counter()
-    run_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + uuid.uuid4().hex[:8]
-    with progress.stage("list"):
-        all_songs, all_logs = list_files(songs), list_files(logs)
+    engine = open_engine(engine_name, target, engine_options)
+    describe = target.describe(), engine.describe(target)
+
+    def summary_of(batch: Batch, result: WriteResult, tables: dict | None) -> dict:
+        timings = {**progress.timings, "total": round(time.perf_counter() - started, 3)}
+        return summarize(batch, result, *describe, timings, tables)
+
+    listed = _list(target, songs, logs, progress)
     with target.session():
-        ledger = {} if full_refresh else target.ledger()
-        song_files: list[SourceFile] = new_files(all_songs, ledger)
-        log_files: list[SourceFile] = new_files(all_logs, ledger)
-        con = target.engine_connection()
-        from sparkify import objectstore  # s3:// sources: DuckDB reads them through s3fs
-
-        objectstore.register_for_sources(con, songs, logs)
-        engine = make_engine(engine_name, con, target.catalogue_relation(con, full_refresh), engine_options or {})
-        batch = engine.run(run_id, song_files, log_files, progress)
-        con.register("sp_files_arrow", _files_table(batch))
-        con.execute("CREATE OR REPLACE TEMP TABLE b_files AS SELECT * FROM sp_files_arrow")
-        con.unregister("sp_files_arrow")
-        read = batch.songs["read"] + batch.events["read"]
-        if max_rejects.exceeded(batch.rejected, read):
-            examples = "\n  ".join(_reject_examples(batch))
-            raise RejectLimitExceeded(
-                f"{batch.rejected} of {read} records rejected, over the limit; nothing was written. "
-                f"First rejects:\n  {examples}"
-            )
-        skipped = {"songs": len(all_songs) - len(song_files), "logs": len(all_logs) - len(log_files)}
-
-        def summary(result: WriteResult) -> str:
-            return json.dumps(_summary(target, batch, result, skipped, progress, started, None, engine_name))
-
-        with progress.stage("load"):
-            result = target.write(batch, full_refresh, summary)
+        plan = _plan_run(target, songs, logs, listed, full_refresh)
+        with engine.compute(target, plan, progress) as batch:
+            max_rejects.enforce(batch)
+            with progress.stage("load"):
+                result = target.write(batch, plan.full_refresh,
+                                      lambda r: json.dumps(summary_of(batch, r, None)))
         tables = target.row_counts()
-    return _summary(target, batch, result, skipped, progress, started, tables, engine_name)
+    return summary_of(batch, result, tables)
 
 
-def _summary(target, batch: Batch, result: WriteResult, skipped, progress, started, tables, engine) -> dict:
-    events = dict(batch.events)
-    events["loaded"] = result.songplays_inserted
-    events["duplicate"] = events.pop("song_plays") - result.songplays_inserted
-    events.pop("in_batch_duplicate", None)
-    filtered = events.pop("filtered")
-    events["filtered"] = sum(filtered.values())
-    events["filtered_by_page"] = filtered
-    return {
-        "run_id": batch.run_id,
-        "target": target.describe(),
-        "engine": engine,
-        "files": {
-            "songs": {"new": len(batch.song_files), "skipped": skipped["songs"]},
-            "logs": {"new": len(batch.log_files), "skipped": skipped["logs"]},
-        },
-        "accounting": {"songs": dict(batch.songs), "events": events},
-        "tables": tables,
-        "timings": {**progress.timings, "total": round(time.perf_counter() - started, 3)},
-    }
+def statements(target: Target, songs: str, logs: str, full_refresh: bool = False,
+               engine_name: str | None = None) -> list[Step]:
+    """Every statement a run over all listed files would send (--dry-run): the target is not contacted."""
+    if not target.capabilities.dry_run:
+        raise TargetError(f"--dry-run needs a SQL target, not {target.describe()}")
+    engine = open_engine(engine_name, target)
+    plan = Run(songs, logs, list_files(songs), list_files(logs), full_refresh=full_refresh)
+    return target.schema_plan(full_refresh) + engine.plan(target, plan) + target.write_plan(engine.host(target))

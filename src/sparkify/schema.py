@@ -266,3 +266,35 @@ def create_table_sql(table: Table, dialect: Dialect, schema: str | None = None, 
     body = ",\n    ".join(lines)
     tail = dialect.extra_table_clause.get(table.name, "")
     return f"CREATE TABLE IF NOT EXISTS {prefix}{q(table.name)} (\n    {body}\n){tail}"
+
+
+DUCKDB = Dialect(
+    "duckdb",
+    {"bigint": "BIGINT", "int": "INTEGER", "double": "DOUBLE", "text": "VARCHAR", "timestamp": "TIMESTAMPTZ"},
+)
+"""DuckDB's spelling: the batch tables, the embedded file and the lake's working tables."""
+
+_SPARK_TYPES = {"bigint": "LongType", "int": "IntegerType", "double": "DoubleType", "text": "StringType",
+                "timestamp": "TimestampType"}
+
+
+def spark_type(logical: str):
+    """A logical type as a Spark SQL type (pyspark is imported only when asked)."""
+    from pyspark.sql import types
+
+    return getattr(types, _SPARK_TYPES[logical])()
+
+
+def spark_schema(table: Table):
+    """The Spark schema of a table, from the same declaration."""
+    from pyspark.sql import types
+
+    return types.StructType([types.StructField(c.name, spark_type(c.type)) for c in table.columns])
+
+
+def spark_conform(df, table: Table, extra: tuple[str, ...] = ()):
+    """A DataFrame with the table's columns, in order, in their declared types (`extra` columns as they are)."""
+    from pyspark.sql import functions
+
+    return df.select(*(functions.col(c.name).cast(spark_type(c.type)).alias(c.name) for c in table.columns),
+                     *extra)

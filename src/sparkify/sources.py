@@ -19,25 +19,13 @@ import fnmatch
 import logging
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from stat import S_ISREG
+
+from sparkify.files import SourceError, SourceFile, is_remote
 
 log = logging.getLogger(__name__)
 
-
-class SourceError(ValueError):
-    """A source that cannot be read: the message says which and why."""
-
-
-@dataclass(frozen=True)
-class SourceFile:
-    path: str
-    size: int
-    modified: str
-
-
-def is_remote(source: str) -> bool:
-    return "://" in source and not source.startswith("file://")
+__all__ = ["SourceError", "SourceFile", "is_remote", "list_files", "new_files"]
 
 
 def list_files(source: str) -> list[SourceFile]:

@@ -3,7 +3,8 @@
 For data that outgrows one machine, as the original Data Lake project ran
 on EMR. Reads every *.json under --songs and --logs (recursive file lookup:
 listing many small song files stays fast), computes the batch with the same
-code as `sparkify run --engine spark`, and writes:
+code as `sparkify run --engine spark` (pipeline.run, the Spark engine, and
+the lake target that stores from Spark, targets/lake/spark.py), and writes:
 
     OUT/songs/year=.../artist_id=.../   OUT/time/year=.../month=.../
     OUT/songplays/year=.../month=.../   OUT/users/   OUT/artists/   OUT/_rejects/
@@ -26,10 +27,6 @@ import json
 import logging
 import os
 import sys
-import time
-import uuid
-
-log = logging.getLogger("sparkify.spark_job")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -41,62 +38,16 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def write_lake(spark, result, out: str, run_id: str) -> dict[str, int]:
-    """The batch's tables in the spec's layout under `out`; rows per table in the lake afterwards."""
-    from pyspark.sql import functions as F
-
-    from sparkify.engines.spark_batch import conform, spark_schema
-    from sparkify.schema import ARTISTS, REJECTS, SONGPLAYS, SONGS, TIME, USERS
-
-    t = result.tables
-    start = F.col("start_time")
-    songplays = conform(t["b_songplays"], SONGPLAYS).select("*", F.year(start).alias("year"),
-                                                           F.month(start).alias("month"))
-    rejects = spark.createDataFrame([{"run_id": run_id, **r} for r in result.rejects], spark_schema(REJECTS))
-    tables = {
-        "songs": (conform(t["b_songs"], SONGS), SONGS.partition_by),
-        "artists": (conform(t["b_artists"], ARTISTS), ()),
-        "users": (conform(t["b_users"], USERS), ()),
-        "time": (conform(t["b_time"], TIME), TIME.partition_by),
-        "songplays": (songplays, SONGPLAYS.partition_by),
-        "_rejects": (rejects, ()),
-    }
-    written = {}
-    for name, (df, partitions) in tables.items():
-        df = df.repartition(*partitions) if partitions else df.coalesce(1)
-        writer = df.write.mode("overwrite")
-        if partitions:
-            writer = writer.partitionBy(*partitions)
-        writer.parquet(f"{out.rstrip('/')}/{name}")
-        written[name] = spark.read.parquet(f"{out.rstrip('/')}/{name}").count()
-        log.info("%s: %d rows", name, written[name])
-    return written
-
-
 def main(argv: list[str] | None = None) -> int:
-    from sparkify.engines.spark_batch import compute
-    from sparkify.engines.spark_session import session
+    from sparkify import pipeline
+    from sparkify.targets.lake.spark import SparkLakeTarget
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
     logging.getLogger("py4j").setLevel(logging.WARNING)
     args = _parser().parse_args(argv)
-    started = time.perf_counter()
-    run_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + uuid.uuid4().hex[:8]
-    spark = session(args.master, submitted="PYSPARK_GATEWAY_PORT" in os.environ)
-    result = compute(spark, args.songs, args.logs, catalogue=None)
-    try:
-        result.finish(result.tables["b_songs"].count(), result.plays.count())
-        written = write_lake(spark, result, args.out, run_id)
-    finally:
-        result.release()
-    events = dict(result.events)
-    duplicate = events.pop("in_batch_duplicate")
-    filtered = events.pop("filtered")
-    events.update(loaded=events.pop("song_plays") - duplicate, duplicate=duplicate,
-                  filtered=sum(filtered.values()), filtered_by_page=filtered)
-    summary = {"run_id": run_id, "engine": "spark", "target": args.out, "tables": written,
-               "accounting": {"songs": result.songs, "events": events},
-               "timings": {"total": round(time.perf_counter() - started, 3)}}
+    options = {"master": args.master, "submitted": "PYSPARK_GATEWAY_PORT" in os.environ}
+    summary = pipeline.run(SparkLakeTarget(args.out), args.songs, args.logs, full_refresh=True,
+                           engine_name="spark", engine_options=options)
     sys.stdout.write(json.dumps(summary, sort_keys=True) + "\n")
     return 0
 

@@ -3,117 +3,67 @@
 The engine reads only the files it is given (the target's ledger decides
 which), validates and types every record in SQL, and leaves its results as
 temporary tables `b_*` on the connection it was handed. It never writes a
-target: `Batch` is what a target consumes.
+target: the batch (batch.py) is what a target consumes.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import duckdb
 import pyarrow as pa
 
-from sparkify import rawlines
-from sparkify.normalize import clean_text, match_key
+from sparkify import objectstore, rawlines
+from sparkify.batch import BATCH_TABLES, DUCKDB, DuckDBBatch, Run
+from sparkify.engines.base import Engine
+from sparkify.progress import Progress
 from sparkify.records import (
     EVENT_FIELDS,
     EVENT_REQUIRED,
     ID_TAIL,
     SONG_FIELDS,
     SONG_REQUIRED,
-    duckdb_macros,
     raw_json_source,
     read_json_columns,
     typed_sql,
 )
 from sparkify.schema import REJECTS, arrow_schema
-from sparkify.sources import SourceFile
+from sparkify.targets.base import DuckDBHost
 
 log = logging.getLogger(__name__)
 
 MAX_LINE_BYTES = 16 << 20
 """The longest log line read in a file that is read line by line (read_csv's max_line_size); longer ones are rejected."""
 
-BATCH_TABLES = (
-    "b_artists",
-    "b_songs",
-    "b_song_records",
-    "b_users",
-    "b_time",
-    "b_songplays",
-    "b_rejects",
-)
 
-
-def configure(con: duckdb.DuckDBPyConnection, memory_limit: str, temp_dir: str | None) -> None:
-    """Settings every sparkify DuckDB connection runs with: UTC, bounded memory, our UDFs.
-
-    The UDFs are plain per-value Python functions: the SQL calls them only on
-    the rare non-ASCII values (see normalize.py), so they never see the bulk.
-    """
-    con.execute("SET TimeZone = 'UTC'")
-    con.execute("SET enable_progress_bar = false")  # our own progress goes to stderr
-    con.execute("SET preserve_insertion_order = false")
-    con.execute("SET memory_limit = ?", [memory_limit])
-    if temp_dir:
-        con.execute("SET temp_directory = ?", [temp_dir])
-    for name, fn in (("sparkify_clean_text", clean_text), ("sparkify_match_key", match_key)):
-        try:
-            con.create_function(name, fn, [duckdb.sqltype("VARCHAR")], duckdb.sqltype("VARCHAR"),
-                                type="native", side_effects=False)
-        except duckdb.CatalogException:
-            pass  # already registered on this database instance
-    for macro in duckdb_macros():
-        con.execute(macro)
-
-
-@dataclass
-class Batch:
-    """One run's computed rows, as temporary tables on `con`, and its accounting."""
-
-    con: duckdb.DuckDBPyConnection
-    run_id: str
-    song_files: list[SourceFile]
-    log_files: list[SourceFile]
-    songs: dict = field(default_factory=dict)
-    events: dict = field(default_factory=dict)
-    file_records: dict[str, int] = field(default_factory=dict)
-
-    def reader(self, table: str, batch_size: int = 200_000) -> pa.RecordBatchReader:
-        """Stream a batch table as Arrow: how non-DuckDB targets receive rows."""
-        return self.con.sql(f"SELECT * FROM {table}").to_arrow_reader(batch_size)
-
-    def count(self, table: str) -> int:
-        return self.con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
-
-    @property
-    def rejected(self) -> int:
-        return self.songs.get("rejected", 0) + self.events.get("rejected", 0)
-
-
-class DuckDBEngine:
+class DuckDBEngine(Engine):
     name = "duckdb"
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, catalogue: str):
-        """`catalogue` names the relation holding the song records already loaded."""
-        self.con = con
-        self.catalogue = catalogue
+    def host(self, target: DuckDBHost) -> str:
+        return DUCKDB
 
-    def run(self, run_id: str, song_files: list[SourceFile], log_files: list[SourceFile], progress) -> Batch:
-        batch = Batch(self.con, run_id, song_files, log_files)
+    @contextmanager
+    def compute(self, target: DuckDBHost, run: Run, progress: Progress) -> Iterator[DuckDBBatch]:
+        """The batch as temporary tables on the target's DuckDB connection."""
+        self.con = target.engine_connection()
+        objectstore.register_for_sources(self.con, run.songs, run.logs)
+        self.catalogue = target.catalogue_relation(self.con, run.full_refresh)
+        batch = DuckDBBatch(run, con=self.con)
         self._rejects: list[dict] = []
-        self._run_id = run_id
-        with progress.stage("songs", len(song_files)):
+        self._run_id = run.run_id
+        with progress.stage("songs", len(run.song_files)):
             self._songs(batch)
-        with progress.stage("events", len(log_files)):
+        with progress.stage("events", len(run.log_files)):
             self._events(batch)
         with progress.stage("star"):
             self._star(batch)
         self._store_rejects()
         self._drop_intermediates()
-        return batch
+        batch.add_files_table()
+        yield batch
 
     def _drop_intermediates(self) -> None:
         """Free what only the computation needed (10 M events left 4.4 GB of it) before the target writes."""
@@ -127,7 +77,7 @@ class DuckDBEngine:
 
     # -- songs ---------------------------------------------------------------
 
-    def _songs(self, batch: Batch) -> None:
+    def _songs(self, batch: DuckDBBatch) -> None:
         paths = [f.path for f in batch.song_files]
         self._sql("CREATE OR REPLACE TEMP TABLE song_raw (source_file VARCHAR, line BIGINT, raw VARCHAR)")
         if paths:
@@ -232,7 +182,7 @@ class DuckDBEngine:
 
     # -- events --------------------------------------------------------------
 
-    def _events(self, batch: Batch) -> None:
+    def _events(self, batch: DuckDBBatch) -> None:
         """Type every event: a fast read of all files, then an exact reread of the files it doubts.
 
         read_json is the fastest reader but cannot say which line was bad, nor
@@ -322,7 +272,7 @@ class DuckDBEngine:
             )
         """
 
-    def _count_events(self, batch: Batch) -> None:
+    def _count_events(self, batch: DuckDBBatch) -> None:
         counts = self.con.execute("""
             SELECT count(*) FILTER (WHERE err IS NULL), count(*) FILTER (WHERE err IS NULL AND is_play)
             FROM ev
@@ -372,7 +322,7 @@ class DuckDBEngine:
 
     # -- the star ------------------------------------------------------------
 
-    def _star(self, batch: Batch) -> None:
+    def _star(self, batch: DuckDBBatch) -> None:
         """Song plays, time, users from ev. Text is cleaned here, after the rows are chosen:
         far fewer values than events. Ties are broken on the text as read. Duplicate
         events are rare, so only their identities go through the (costly) aggregate."""

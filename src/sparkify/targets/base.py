@@ -1,25 +1,32 @@
 """What a target declares and must do.
 
 A target stores; it never computes the contract. It tells the pipeline what
-it supports (as data, in `Capabilities`), hands the engine the state it
-needs (the ledger of loaded files and the song catalogue), and lands a
-`Batch` whole or not at all.
+it supports as data (`Capabilities`: which engines may compute for it, which
+batch hosts it stores from, whether it prints its statements), hands an
+engine the state it needs (the ledger of loaded files, the song catalogue,
+or a session to compute in), and lands a batch whole or not at all.
+
+The mixins are the interfaces behind capabilities: `DuckDBHost` for a target
+that lends the DuckDB and Spark engines a DuckDB connection, `WarehouseHost`
+for one the in-warehouse engine computes inside, `Statements` for one that
+can print a run's statements instead of running them (--dry-run).
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
+from sparkify.batch import Batch, Run, SummaryFn, WriteResult
 from sparkify.schema import STAR
 
 if TYPE_CHECKING:
     import duckdb
 
-    from sparkify.engines.duckdb import Batch
+    from sparkify.staging import Warehouse
 
 
 class TargetError(RuntimeError):
@@ -28,21 +35,27 @@ class TargetError(RuntimeError):
 
 @dataclass(frozen=True)
 class Capabilities:
+    engines: tuple[str, ...]
+    """The engines that may compute for this target, its default first."""
+    accepts: frozenset[str]
+    """The batch hosts (batch.DUCKDB, WAREHOUSE, SPARK) it can store from."""
     transactions: bool
     enforces_constraints: bool
-    upsert: bool
+    """Keys and foreign keys declared and enforced by the store itself (else `sparkify check` proves them)."""
     partitions: bool
-    shares_duckdb_connection: bool = False
-    """The engine may compute inside the target's own DuckDB connection (no copy)."""
+    dry_run: bool = False
+    """It can print a run's and a schema's statements instead of running them (the `Statements` mixin)."""
+    incremental: bool = True
+    """It keeps a ledger, so a run reads only new files; else every run rebuilds from the whole source."""
 
 
 @dataclass(frozen=True)
-class WriteResult:
-    songplays_inserted: int
+class Step:
+    """One statement of a run, with its parameters (never pasted into the text)."""
 
-
-SummaryFn = Callable[[WriteResult], str]
-"""Builds the run's JSON summary once the write knows what it inserted."""
+    purpose: str
+    sql: str
+    params: tuple | None = None
 
 
 class Target(abc.ABC):
@@ -63,16 +76,8 @@ class Target(abc.ABC):
         """Hold the target for one run: connect, and keep other runs out until done."""
 
     @abc.abstractmethod
-    def engine_connection(self) -> duckdb.DuckDBPyConnection:
-        """The DuckDB connection the engine computes in."""
-
-    @abc.abstractmethod
     def ledger(self) -> dict[str, tuple[int, str]]:
         """Files already loaded: path -> (size, modified)."""
-
-    @abc.abstractmethod
-    def catalogue_relation(self, con: duckdb.DuckDBPyConnection, full_refresh: bool) -> str:
-        """Name, on the engine's connection, of the song records already loaded."""
 
     @abc.abstractmethod
     def write(self, batch: Batch, full_refresh: bool, summary: SummaryFn) -> WriteResult:
@@ -96,3 +101,49 @@ class Target(abc.ABC):
 
     def close(self) -> None:
         """Release connections (a target may be used for several commands)."""
+
+
+class DuckDBHost(abc.ABC):
+    """A target whose batch the engine computes on a DuckDB connection the target provides."""
+
+    @abc.abstractmethod
+    def engine_connection(self) -> duckdb.DuckDBPyConnection:
+        """The DuckDB connection the engine computes in (within session())."""
+
+    @abc.abstractmethod
+    def catalogue_relation(self, con: duckdb.DuckDBPyConnection, full_refresh: bool) -> str:
+        """Name, on the engine's connection, of the song records already loaded."""
+
+
+class WarehouseHost(abc.ABC):
+    """A SQL target the in-warehouse engine computes inside: raw records staged, the star built by SQL there."""
+
+    warehouse: Warehouse
+
+    @abc.abstractmethod
+    def run_transaction(self, full_refresh: bool) -> AbstractContextManager[Any]:
+        """The run's one transaction (a cursor), the star emptied first on a full refresh."""
+
+    @abc.abstractmethod
+    def prepare_staging(self, run: Run) -> Any:
+        """Outside the transaction: what filling the staging tables needs (files parsed, or uploaded)."""
+
+    @abc.abstractmethod
+    def fill_staging(self, cursor: Any, run: Run, prepared: Any) -> None:
+        """Inside the transaction: the staging tables filled from the run's files."""
+
+    @abc.abstractmethod
+    def staging_plan(self, run: Run) -> list[Step]:
+        """The statements (or a comment standing for them) that fill the staging tables, for --dry-run."""
+
+
+class Statements(abc.ABC):
+    """A SQL target that can show what it would run (--dry-run): nothing is contacted."""
+
+    @abc.abstractmethod
+    def schema_plan(self, reset: bool) -> list[Step]:
+        """The DDL of `sparkify schema` (with `reset`: drops first); also a run's first statements."""
+
+    @abc.abstractmethod
+    def write_plan(self, host: str) -> list[Step]:
+        """The statements that store a batch computed on `host`."""

@@ -3,7 +3,7 @@
 pyarrow's write_dataset keeps a writer per partition and spent about 1.2 ms
 on each one here; songs in the spec's layout have a partition per artist
 (14,749 for the generated catalogue), so that alone took 18 s. The rows
-arrive sorted by partition (lakemerge.rows), so each partition is one run:
+arrive sorted by partition (merge.py, LakeMerge.rows), so each partition is one run:
 a small run becomes one file in memory, written by a pool of threads
 (pyarrow releases the GIL while it encodes and writes), and a run longer
 than a row group streams to its own writer, a row group at a time. Memory
@@ -25,8 +25,8 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from sparkify.schema import Table
-from sparkify.targets.lakelayout import Layout
-from sparkify.targets.lakestore import NULL_PARTITION, FileEntry
+from sparkify.targets.lake.layout import Layout
+from sparkify.targets.lake.store import NULL_PARTITION, FileEntry
 
 ROW_GROUP = 1 << 20
 """Rows per row group (DuckDB's and Spark's readers split work by row group)."""

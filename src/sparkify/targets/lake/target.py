@@ -1,9 +1,9 @@
 """The Parquet lake: one folder per table, hive partitions, on local disk or S3.
 
-The engine computes in an in-memory DuckDB; the merge (lakemerge) runs in
+The engine computes in an in-memory DuckDB; the merge (merge.py) runs in
 the same connection over the live Parquet files and the batch, and writes
-only the partitions that changed as new files; the store (lakestore) makes
-the new version visible in one atomic step, and the lock (lakelock) keeps a
+only the partitions that changed as new files; the store (store.py) makes
+the new version visible in one atomic step, and the lock (lock.py) keeps a
 second run out meanwhile. `sparkify query` and `check` run DuckDB over views
 named like the star tables, on the files of the live version only.
 
@@ -25,14 +25,14 @@ from urllib.parse import parse_qsl
 
 import duckdb
 
-from sparkify.engines.duckdb import configure
+from sparkify.batch import DUCKDB, DuckDBBatch, SummaryFn, WriteResult, configure
 from sparkify.schema import ALL_TABLES, LOADED_FILES, SONG_RECORDS, STAR, TABLES, Table
 from sparkify.scratch import scratch_dir
-from sparkify.targets.base import Capabilities, Target, TargetError, WriteResult
-from sparkify.targets.lakelayout import COMPRESSIONS, SONGS_LAYOUTS, Layout, dataset, q, select_sql
-from sparkify.targets.lakemerge import LakeMerge
-from sparkify.targets.lakestore import LocalStore, Manifest, S3Store, Store
-from sparkify.targets.lakewrite import write_parquet
+from sparkify.targets.base import Capabilities, DuckDBHost, Target, TargetError
+from sparkify.targets.lake.layout import COMPRESSIONS, SONGS_LAYOUTS, Layout, dataset, q, select_sql
+from sparkify.targets.lake.merge import LakeMerge
+from sparkify.targets.lake.store import LocalStore, Manifest, S3Store, Store
+from sparkify.targets.lake.write import write_parquet
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +56,10 @@ def _flag(value, default: bool) -> bool:
     return default if value in (None, "") else str(value).lower() in ("1", "true", "yes", "on")
 
 
-class LakeTarget(Target):
+class LakeTarget(DuckDBHost, Target):
     name = "lake"
-    capabilities = Capabilities(transactions=True, enforces_constraints=False, upsert=True, partitions=True)
+    capabilities = Capabilities(engines=("duckdb", "spark"), accepts=frozenset({DUCKDB}), transactions=True,
+                                enforces_constraints=False, partitions=True)
 
     def __init__(self, store: Store, songs_partition: tuple[str, ...] | None = None, memory_limit: str = "1GB",
                  lock_timeout: float = 600.0, lock_lease: float = 60.0, max_rows_per_file: int = 4_000_000,
@@ -147,7 +148,7 @@ class LakeTarget(Target):
                               "changing the layout needs --full-refresh")
         return Layout(own)
 
-    def write(self, batch, full_refresh: bool, summary) -> WriteResult:
+    def write(self, batch: DuckDBBatch, full_refresh: bool, summary: SummaryFn) -> WriteResult:
         con = self.engine_connection()
         base = None if full_refresh else self._base
         layout = self._layout(full_refresh or self._base is None)

@@ -3,10 +3,9 @@
 The same steps as engines/duckdb.py, each rule stated once for Spark:
 songs are read whole (a file that is one JSON object, pretty-printed or
 not, is one record) or line by line; events line by line; every record is
-typed by spark_records, text is cleaned by spark_text, and the star is
-built with DuckDB's tie-breaks. Rejected lines get their numbers and exact
-bytes from rawlines, like DuckDB's. Used by SparkEngine (which hands the
-batch to any target) and by spark_job (which writes a lake with Spark).
+typed by records.py, text is cleaned by text.py, and the star is built
+with DuckDB's tie-breaks. Rejected lines get their numbers and exact bytes
+from rawlines, like DuckDB's.
 """
 
 from __future__ import annotations
@@ -22,12 +21,12 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from sparkify import rawlines
-from sparkify.engines.spark_records import is_object_text, read_fields, with_errors
-from sparkify.engines.spark_text import TextFix
+from sparkify.engines.spark.records import is_object_text, read_fields, with_errors
+from sparkify.engines.spark.text import TextFix
 from sparkify.normalize import WHITESPACE
 from sparkify.progress import Progress
 from sparkify.records import EVENT_FIELDS, EVENT_REQUIRED, ID_TAIL, NEXTSONG_REQUIRED, SONG_FIELDS, SONG_REQUIRED
-from sparkify.schema import SONG_RECORDS, SONGPLAYS, TIME, USER_LATEST, USERS, Table
+from sparkify.schema import SONG_RECORDS, SONGPLAYS, TIME, USER_LATEST, USERS, spark_conform, spark_schema
 
 log = logging.getLogger(__name__)
 
@@ -40,23 +39,8 @@ BLANK_EVENT = " \t\r"
 """What makes a log line blank: DuckDB's exact reader drops lines of only these."""
 
 
-def spark_type(logical: str) -> T.DataType:
-    return {"bigint": T.LongType(), "int": T.IntegerType(), "double": T.DoubleType(),
-            "text": T.StringType(), "timestamp": T.TimestampType()}[logical]
-
-
-def spark_schema(table: Table) -> T.StructType:
-    """schema.py's declaration as a Spark schema."""
-    return T.StructType([T.StructField(c.name, spark_type(c.type)) for c in table.columns])
-
-
-def conform(df: DataFrame, table: Table, extra: tuple[str, ...] = ()) -> DataFrame:
-    """The table's columns, in order, with their declared types (and `extra` columns as they are)."""
-    return df.select(*(F.col(c.name).cast(spark_type(c.type)).alias(c.name) for c in table.columns), *extra)
-
-
 @dataclass
-class SparkBatch:
+class Computed:
     """One run's rows as DataFrames (named like DuckDB's b_* tables), rejects and accounting."""
 
     tables: dict[str, DataFrame]
@@ -118,17 +102,17 @@ def _read_text(spark: SparkSession, source: Source, wholetext: bool = False,
     return df.join(wanted, "source_file", "left_semi") if wanted is not None else df
 
 
-def _persist(batch: SparkBatch, df: DataFrame) -> DataFrame:
+def _persist(batch: Computed, df: DataFrame) -> DataFrame:
     df = df.persist(StorageLevel.MEMORY_AND_DISK)
     batch.cached.append(df)
     return df
 
 
 def compute(spark: SparkSession, songs: Source, logs: Source, catalogue: DataFrame | None,
-            progress: Progress | None = None) -> SparkBatch:
+            progress: Progress | None = None) -> Computed:
     """The batch for these song and log files; `catalogue` holds the song records already loaded."""
     stage = (progress or Progress(quiet=True)).stage
-    batch = SparkBatch(tables={}, rejects=[])
+    batch = Computed(tables={}, rejects=[])
     if catalogue is None:
         catalogue = spark.createDataFrame([], spark_schema(SONG_RECORDS))
     with stage("read"):
@@ -152,7 +136,7 @@ def _text_values(df: DataFrame, fields) -> DataFrame:
 
 # -- songs -------------------------------------------------------------------
 
-def _read_songs(spark: SparkSession, batch: SparkBatch, source: Source) -> DataFrame:
+def _read_songs(spark: SparkSession, batch: Computed, source: Source) -> DataFrame:
     """Song records typed as read: one per file that is one JSON object, else one per non-blank line."""
     texts = _read_text(spark, source, wholetext=True)
     if texts is None:
@@ -174,7 +158,7 @@ def _read_songs(spark: SparkSession, batch: SparkBatch, source: Source) -> DataF
     return _persist(batch, rows)
 
 
-def _undecodable_songs(batch: SparkBatch, paths: list[str]) -> list[tuple]:
+def _undecodable_songs(batch: Computed, paths: list[str]) -> list[tuple]:
     """Song files that are not UTF-8 as a whole: their good lines are read, the others rejected."""
     rows = []
     for path in sorted(paths):
@@ -188,7 +172,7 @@ def _undecodable_songs(batch: SparkBatch, paths: list[str]) -> list[tuple]:
     return rows
 
 
-def _songs(batch: SparkBatch, fix: TextFix, rows: DataFrame, catalogue: DataFrame) -> None:
+def _songs(batch: Computed, fix: TextFix, rows: DataFrame, catalogue: DataFrame) -> None:
     text = {f.name: f"a_{f.name}" for f in SONG_FIELDS if f.type == "text"}
     songs = with_errors(fix.apply(rows, text), SONG_FIELDS, SONG_REQUIRED)
     songs = _persist(batch, songs.select("source_file", "line", "raw", "error",
@@ -204,11 +188,11 @@ def _songs(batch: SparkBatch, fix: TextFix, rows: DataFrame, catalogue: DataFram
               .select("song_id", "r.*")
               .join(catalogue.select("song_id"), "song_id", "left_anti"))
     chosen = fix.apply(chosen, {}, {"title_key": "a_title", "artist_key": "a_artist_name"})
-    records = _persist(batch, conform(chosen.withColumn("year", F.col("year").try_cast("int")), SONG_RECORDS))
+    records = _persist(batch, spark_conform(chosen.withColumn("year", F.col("year").try_cast("int")), SONG_RECORDS))
     batch.tables["b_song_records"] = records
     batch.tables["b_songs"] = records.select("song_id", "title", "artist_id", "year", "duration")
-    batch.tables["b_artists"] = _artists(conform(catalogue, SONG_RECORDS).unionByName(records), records)
-    batch.catalogue = conform(catalogue, SONG_RECORDS).unionByName(records)
+    batch.tables["b_artists"] = _artists(spark_conform(catalogue, SONG_RECORDS).unionByName(records), records)
+    batch.catalogue = spark_conform(catalogue, SONG_RECORDS).unionByName(records)
 
     read = valid = 0
     for r in songs.groupBy("source_file").agg(F.count("*").alias("n"), F.count(F.when(
@@ -231,7 +215,7 @@ def _artists(catalogue: DataFrame, records: DataFrame) -> DataFrame:
 
 # -- events ------------------------------------------------------------------
 
-def _read_events(spark: SparkSession, batch: SparkBatch, source: Source) -> DataFrame:
+def _read_events(spark: SparkSession, batch: Computed, source: Source) -> DataFrame:
     """Every non-blank log line typed as read; lines that are not UTF-8 are only flagged."""
     lines = _read_text(spark, source, line_sep="\n")
     if lines is None:
@@ -251,7 +235,7 @@ def _read_events(spark: SparkSession, batch: SparkBatch, source: Source) -> Data
     return _persist(batch, rows.select(*keep, F.when(keep_raw, F.col("raw")).alias("raw")))
 
 
-def _events(batch: SparkBatch, fix: TextFix, ev0: DataFrame) -> DataFrame:
+def _events(batch: Computed, fix: TextFix, ev0: DataFrame) -> DataFrame:
     """Valid events with is_play and err (records' NextSong rule), the accounting and the rejects."""
     ev = fix.apply(ev0, {"page": "a_page"})
     ev = ev.select("*", *(F.col(f"a_{f.name}").alias(f.name) for f in EVENT_FIELDS
@@ -287,7 +271,7 @@ def _events(batch: SparkBatch, fix: TextFix, ev0: DataFrame) -> DataFrame:
     return ev.where(F.col("err").isNull())
 
 
-def _locate_event_rejects(batch: SparkBatch, ev: DataFrame, undecodable: set[str]) -> None:
+def _locate_event_rejects(batch: Computed, ev: DataFrame, undecodable: set[str]) -> None:
     """Line numbers and exact bytes of rejected log lines, by rawlines (as DuckDB's engine does)."""
     by_file: dict[str, Counter] = defaultdict(Counter)
     reasons: dict[tuple[str, str], str] = {}
@@ -301,7 +285,7 @@ def _locate_event_rejects(batch: SparkBatch, ev: DataFrame, undecodable: set[str
 
 # -- the star ----------------------------------------------------------------
 
-def _star(batch: SparkBatch, fix: TextFix, ev: DataFrame) -> None:
+def _star(batch: Computed, fix: TextFix, ev: DataFrame) -> None:
     """Song plays, time and users, with DuckDB's tie-breaks on the text as read."""
     play = ["level", "location", "user_agent", "song", "artist", "length"]
     identity = ["session_id", "item_in_session", "user_id", "ts"]
@@ -326,9 +310,9 @@ def _star(batch: SparkBatch, fix: TextFix, ev: DataFrame) -> None:
     songplays = fix.apply(songplays.withColumnRenamed("level", "a_level").withColumnRenamed("location", "a_location")
                           .withColumnRenamed("user_agent", "a_user_agent"),
                           {"level": "a_level", "location": "a_location", "user_agent": "a_user_agent"})
-    batch.tables["b_songplays"] = conform(songplays, SONGPLAYS)
+    batch.tables["b_songplays"] = spark_conform(songplays, SONGPLAYS)
     t = F.col("start_time")
-    batch.tables["b_time"] = conform(
+    batch.tables["b_time"] = spark_conform(
         batch.tables["b_songplays"].select("start_time").distinct().select(
             "start_time", F.hour(t).alias("hour"), F.dayofmonth(t).alias("day"), F.weekofyear(t).alias("week"),
             F.month(t).alias("month"), F.year(t).alias("year"),
@@ -343,7 +327,7 @@ def _star(batch: SparkBatch, fix: TextFix, ev: DataFrame) -> None:
              .select("user_id", "r.*"))
     users = fix.apply(users, {c: f"a_{c}" for c in who})
     latest = tuple(c.name for c in USER_LATEST.columns if c.name != "user_id")
-    batch.tables["b_users"] = conform(users, USERS, latest)
+    batch.tables["b_users"] = spark_conform(users, USERS, latest)
     batch.plays = plays
 
 

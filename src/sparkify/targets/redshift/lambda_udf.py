@@ -1,6 +1,6 @@
 """The Lambda behind Redshift's text functions, optional: normalize.py itself, for what SQL cannot do.
 
-Redshift SQL repairs mojibake itself (redshift_sql.repair_round) but has no
+Redshift SQL repairs mojibake itself (engines/warehouse/text.py, repair_round) but has no
 Unicode normalisation, and its Python UDFs reached end of support on 30
 June 2026. A Lambda UDF (`lambda_udf=<function name>` on the target) runs
 the rest of clean_text and match_key on the repaired text: NFC and Python's

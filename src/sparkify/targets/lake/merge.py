@@ -25,8 +25,8 @@ import duckdb
 import pyarrow as pa
 
 from sparkify.schema import ALL_TABLES, RUNS, Table, create_table_sql
-from sparkify.targets.lakelayout import DIALECT, Layout, dataset, q, select_sql
-from sparkify.targets.lakestore import Manifest, Store
+from sparkify.targets.lake.layout import DIALECT, Layout, dataset, q, select_sql
+from sparkify.targets.lake.store import Manifest, Store
 from sparkify.targets.sqlmerge import UPSERTED, SqlMerge
 
 log = logging.getLogger(__name__)

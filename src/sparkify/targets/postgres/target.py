@@ -4,31 +4,45 @@ The engine computes in a private in-memory DuckDB (spilling to a temporary
 directory); the target only stores. A run holds a session-level advisory
 lock on its schema, so two runs never interleave; the write is one
 transaction (staging, merge, rejects, ledger, run row), so a failure or a
-kill leaves the previous state. Keys and indexes are statements of their
-own (`keys()`), as pg_dump writes them, so that a load into an empty star
-(the first run, or --full-refresh) copies the rows in bare and builds every
-key once afterwards instead of maintaining it row by row.
+kill leaves the previous state. A load into an empty star (the first run,
+or --full-refresh) copies the rows in bare and builds every key once
+afterwards (ddl.py, aside.py).
+
+With --pushdown (`?pushdown=true`, or pushdown = true in [target]) the star
+is computed inside the server instead (engines/warehouse): the target fills
+the staging tables by COPY FROM STDIN (stage.py) and merges the batch the
+engine built there with the statements Redshift shares (inwarehouse.py).
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import replace
 from datetime import UTC, datetime
-from urllib.parse import unquote
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import duckdb
 import psycopg
 import pyarrow as pa
 
+from sparkify.batch import (
+    BATCH_TABLES,
+    DUCKDB,
+    FILES_TABLE,
+    WAREHOUSE,
+    Batch,
+    DuckDBBatch,
+    Run,
+    SummaryFn,
+    WriteResult,
+    configure,
+)
 from sparkify.config import DEFAULTS
-from sparkify.engines.duckdb import Batch, configure
 from sparkify.schema import (
     ALL_TABLES,
     ARTISTS,
@@ -43,25 +57,22 @@ from sparkify.schema import (
     TIME,
     USER_LATEST,
     USERS,
-    Dialect,
     Table,
     arrow_schema,
     create_table_sql,
 )
+from sparkify.schema import DUCKDB as DUCKDB_DIALECT
 from sparkify.scratch import scratch_dir
-from sparkify.targets import pgaside, pgcopy
-from sparkify.targets.duckdb import DIALECT as DUCKDB_DIALECT
-from sparkify.targets.base import Capabilities, SummaryFn, Target, TargetError, WriteResult
+from sparkify.staging import POSTGRES, Names, Warehouse
+from sparkify.targets.base import Capabilities, DuckDBHost, Statements, Step, Target, TargetError, WarehouseHost
+from sparkify.targets.postgres import aside as pgaside
+from sparkify.targets.postgres import copy as pgcopy
+from sparkify.targets.postgres import inwarehouse, stage
+from sparkify.targets.postgres.connection import lock_key, redact, scrub
+from sparkify.targets.postgres.ddl import DIALECT, Key, keys, qualified
 from sparkify.targets.sqlmerge import SqlMerge
 
 log = logging.getLogger(__name__)
-
-DIALECT = Dialect(
-    "postgresql",
-    {"bigint": "bigint", "int": "integer", "double": "double precision", "text": "text", "timestamp": "timestamptz"},
-    enforce_foreign_keys=False,
-)
-"""Foreign keys are added by `keys()`, not inline, so a bulk load can build them after the rows."""
 
 LOADS: tuple[tuple[Table, str], ...] = (
     (ARTISTS, "b_artists"),
@@ -76,7 +87,7 @@ LOADS: tuple[tuple[Table, str], ...] = (
 )
 """Each table and the batch table its rows come from."""
 
-STAGED = ("b_artists", "b_songs", "b_song_records", "b_users", "b_time", "b_songplays", "b_rejects", "b_files")
+STAGED = (*BATCH_TABLES, FILES_TABLE)
 """The batch tables the merge reads, copied into temporary staging tables of the same name."""
 
 CONNECTION_OPTIONS = ("host", "port", "user", "dbname", "sslmode", "application_name")
@@ -99,30 +110,6 @@ only streams the batch tables, so a small buffer pool costs nothing; it makes ro
 buffers within the run's peak (docs/postgres.md, Memory)."""
 _SIZE = re.compile(r"(?i)\s*(\d+(?:\.\d+)?)\s*(?:([kmgt])(i?)b?|b|bytes?)?\s*")
 
-_PASSWORD_PARAM = re.compile(r"(?i)(password\s*=\s*)('[^']*'|[^&\s]*)")
-
-
-def redact(url: str) -> str:
-    """The URL with any password shown as ***: all that logs, errors and describe() ever show."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        return _PASSWORD_PARAM.sub(r"\1***", url)
-    head, qmark, params = rest.partition("?")
-    userinfo, at, hostpath = head.rpartition("@")
-    if at and ":" in userinfo:
-        userinfo = userinfo.split(":", 1)[0] + ":***"
-    params = _PASSWORD_PARAM.sub(r"\1***", params)
-    return f"{scheme}{sep}{userinfo}{at}{hostpath}{qmark}{params}"
-
-
-def _secrets(url: str) -> set[str]:
-    """Every spelling of the passwords in a URL, to scrub them from messages we did not write."""
-    found = {m.group(2).strip("'") for m in _PASSWORD_PARAM.finditer(url)}
-    userinfo = url.partition("://")[2].partition("?")[0].rpartition("@")[0]
-    if ":" in userinfo:
-        found.add(userinfo.split(":", 1)[1])
-    return {s for s in found | {unquote(s) for s in found} if s}
-
 
 def size_bytes(text: str) -> int | None:
     """A DuckDB memory size ('600MB', '1.5GiB', '4000000') in bytes; None if it is not one."""
@@ -134,30 +121,25 @@ def size_bytes(text: str) -> int | None:
     return int(float(number) * (1024 if binary else 1000) ** power)
 
 
-def lock_key(schema: str) -> int:
-    """The advisory lock of a schema (advisory locks are per database already)."""
-    return int.from_bytes(hashlib.sha256(f"sparkify:{schema}".encode()).digest()[:8], "big", signed=True)
+TRUE = ("1", "true", "yes", "on")
+
+CAPABILITIES = Capabilities(engines=("duckdb", "spark", "warehouse"), accepts=frozenset({DUCKDB, WAREHOUSE}),
+                            transactions=True, enforces_constraints=True, partitions=False, dry_run=True)
+PUSHDOWN = replace(CAPABILITIES, engines=("warehouse", "duckdb", "spark"))
+"""A target asked to compute in the server (?pushdown=true): the in-warehouse engine by default."""
 
 
-@dataclass(frozen=True)
-class Key:
-    """A primary key, foreign key or index, with the statements that add and drop it."""
-
-    name: str
-    create: str
-    drop: str
-    tables: tuple[str, ...]
-    """The table it is on, then, for a foreign key, the table it references."""
-    primary: bool = False
-    indexed: bool = False
-    """A foreign key whose columns lead an index or the primary key of their table: checkable by a merge
-    join over the two indexes."""
+def strip_pushdown(url: str) -> str:
+    """The URL without its `pushdown` option (libpq would refuse it)."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "pushdown"]
+    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
-class PostgresTarget(Target):
+class PostgresTarget(DuckDBHost, WarehouseHost, Statements, Target):
     name = "postgres"
     dialect = DIALECT
-    capabilities = Capabilities(transactions=True, enforces_constraints=True, upsert=True, partitions=False)
+    capabilities = CAPABILITIES
 
     def __init__(
         self,
@@ -184,7 +166,11 @@ class PostgresTarget(Target):
 
     @classmethod
     def from_url(cls, url: str, options: dict) -> PostgresTarget:
-        return cls(
+        asked = options.get("pushdown", "")
+        if "pushdown=" in url:  # parsed only then: a malformed URL is libpq's to explain
+            asked = dict(parse_qsl(urlsplit(url).query)).get("pushdown", asked)
+            url = strip_pushdown(url)
+        target = cls(
             url,
             schema=str(options.get("schema", "public")),
             connection={k: options[k] for k in CONNECTION_OPTIONS if k in options},
@@ -194,6 +180,13 @@ class PostgresTarget(Target):
             rebuild_keys_above=float(options.get("rebuild_keys_above", REBUILD_KEYS_ABOVE)),
             parallel_load_above=int(options.get("parallel_load_above", PARALLEL_LOAD_ABOVE)),
         )
+        if str(asked).lower() in TRUE:
+            target.capabilities = PUSHDOWN
+        return target
+
+    @property
+    def warehouse(self) -> Warehouse:
+        return Warehouse(POSTGRES, Names(self.schema))
 
     def describe(self) -> str:
         return f"PostgreSQL {redact(self.url)} schema {self.schema}"
@@ -201,54 +194,23 @@ class PostgresTarget(Target):
     # -- names ---------------------------------------------------------------
 
     def table(self, table: Table, schema: str | None = None) -> str:
-        """The table's qualified name, in the target's schema or in `schema` (pgaside's)."""
-        return f"{DIALECT.quote(schema or self.schema)}.{DIALECT.quote(table.name)}"
+        """The table's qualified name, in the target's schema or in `schema` (aside.py's)."""
+        return qualified(schema or self.schema, table)
 
     @staticmethod
     def stage(name: str) -> str:
         return f"pg_temp.{DIALECT.quote(name)}"
 
     def keys(self, schema: str | None = None) -> list[Key]:
-        """Primary keys, the indexes the analysts' joins need, then foreign keys: build in this order,
-        so that a foreign key's check can read the indexes. `schema`: where the tables are (default the
-        target's; pgaside builds some in a schema of its own)."""
-        q, tables, schema = DIALECT.quote, STAR + STATE, schema or self.schema
-
-        def cols(names: tuple[str, ...]) -> str:
-            return ", ".join(map(q, names))
-
-        def constraint(t: Table, name: str, definition: str, tables: tuple[str, ...], primary: bool = False,
-                       indexed: bool = False) -> Key:
-            on = self.table(t, schema)
-            return Key(name, f"ALTER TABLE {on} ADD CONSTRAINT {q(name)} {definition}",
-                       f"ALTER TABLE {on} DROP CONSTRAINT IF EXISTS {q(name)}", tables, primary, indexed)
-
-        # {table}_pkey is also what PostgreSQL names the inline key of create_table_sql.
-        primary = [constraint(t, f"{t.name}_pkey", f"PRIMARY KEY ({cols(t.primary_key)})", (t.name,), primary=True)
-                   for t in tables if t.primary_key]
-        foreign = [
-            constraint(t, f"{t.name}_{'_'.join(fk.columns)}_fkey", f"FOREIGN KEY ({cols(fk.columns)}) "
-                       f"REFERENCES {q(schema)}.{q(fk.table)} ({cols(fk.ref_columns)})", (t.name, fk.table),
-                       indexed=fk.columns in (*t.indexes, t.primary_key))
-            for t in tables for fk in t.foreign_keys
-        ]
-        indexes = [
-            Key(name, f"CREATE INDEX IF NOT EXISTS {q(name)} ON {self.table(t, schema)} ({cols(columns)})",
-                f"DROP INDEX IF EXISTS {q(schema)}.{q(name)}", (t.name,))
-            for t in tables for columns in t.indexes
-            for name in [f"{t.name}_{'_'.join(columns)}_idx"]
-        ]
-        return primary + indexes + foreign
+        """The keys and indexes of the star and state, in build order (ddl.keys)."""
+        return keys(schema or self.schema)
 
     # -- connections ---------------------------------------------------------
 
-    def _scrub(self, message: object) -> str:
-        text = str(message).strip().replace(self.url, redact(self.url))
-        for secret in _secrets(self.url):
-            text = text.replace(secret, "***")
-        return text
+    def redacted(self, message: object) -> str:
+        return scrub(self.url, message)
 
-    def _connect(self) -> psycopg.Connection:
+    def connect(self) -> psycopg.Connection:
         """An autocommit connection in UTC with the schema first on the search path."""
         params = dict(self.connection)
         if "connect_timeout" not in self.url and not os.environ.get("PGCONNECT_TIMEOUT"):
@@ -256,7 +218,7 @@ class PostgresTarget(Target):
         try:
             con = psycopg.connect(self.url, autocommit=True, **params)
         except psycopg.Error as exc:
-            raise TargetError(f"cannot connect to PostgreSQL at {redact(self.url)}: {self._scrub(exc)}") from None
+            raise TargetError(f"cannot connect to PostgreSQL at {redact(self.url)}: {self.redacted(exc)}") from None
         con.execute(
             "SELECT set_config('TimeZone', 'UTC', false), set_config('search_path', %s, false)",
             [DIALECT.quote(self.schema)],
@@ -287,7 +249,7 @@ class PostgresTarget(Target):
     @contextmanager
     def _locked(self) -> Iterator[psycopg.Connection]:
         """A connection holding the schema's lock; closing it releases the lock, even on a kill."""
-        con = self._connect()
+        con = self.connect()
         try:
             self._lock(con)
             yield con
@@ -302,7 +264,7 @@ class PostgresTarget(Target):
                 pgaside.sweep(con, self.schema)
                 self._ensure(con)
             except psycopg.Error as exc:
-                raise TargetError(f"cannot create the tables in {self.describe()}: {self._scrub(exc)}") from None
+                raise TargetError(f"cannot create the tables in {self.describe()}: {self.redacted(exc)}") from None
             with scratch_dir("pg") as spill:
                 self._duck = duckdb.connect()
                 configure(self._duck, self.memory_limit, spill)
@@ -356,7 +318,7 @@ class PostgresTarget(Target):
                         self._drop(con.cursor())
                     self._ensure(con)
             except psycopg.Error as exc:
-                raise TargetError(f"cannot create the tables in {self.describe()}: {self._scrub(exc)}") from None
+                raise TargetError(f"cannot create the tables in {self.describe()}: {self.redacted(exc)}") from None
 
     # -- state for the engine ------------------------------------------------
 
@@ -402,7 +364,16 @@ class PostgresTarget(Target):
     # -- the write -----------------------------------------------------------
 
     def write(self, batch: Batch, full_refresh: bool, summary: SummaryFn) -> WriteResult:
-        """One transaction: rows in (bulk or merged), run row, commit; any failure rolls all back."""
+        """One transaction: rows in (bulk or merged), run row, commit; any failure rolls all back.
+
+        A batch the in-warehouse engine built is already in this server, inside the run's transaction
+        (run_transaction): it is merged there and commits with it.
+        """
+        if batch.host == WAREHOUSE:
+            return inwarehouse.write(batch, self.warehouse.names, summary)
+        return self._write_from_duckdb(batch, full_refresh, summary)
+
+    def _write_from_duckdb(self, batch: DuckDBBatch, full_refresh: bool, summary: SummaryFn) -> WriteResult:
         con = self._con
         assert con is not None, "use within session()"
         self._limit_for_write(batch.con)
@@ -424,7 +395,7 @@ class PostgresTarget(Target):
                 )
         except psycopg.Error as exc:
             raise TargetError(f"loading into {self.describe()} failed, nothing was written: "
-                              f"{self._scrub(exc)}") from None
+                              f"{self.redacted(exc)}") from None
         return result
 
     def _limit_for_write(self, duck: duckdb.DuckDBPyConnection) -> None:
@@ -445,7 +416,7 @@ class PostgresTarget(Target):
         tests = " AND ".join(f"NOT EXISTS (SELECT FROM {self.table(t)})" for t, _ in LOADS)
         return cur.execute(f"SELECT {tests}").fetchone()[0]
 
-    def _bulk_load(self, cur: psycopg.Cursor, batch: Batch, fresh: bool) -> int:
+    def _bulk_load(self, cur: psycopg.Cursor, batch: DuckDBBatch, fresh: bool) -> int:
         """Into an empty star: drop the keys, COPY every table straight in, build the keys once.
 
         Equivalent to the merge because there is nothing to merge with, and the
@@ -472,7 +443,7 @@ class PostgresTarget(Target):
                 if table in first:
                     copied = aside.copy(table, reader)
                 else:
-                    self._timed(f"copy {table.name}", lambda: self._copy_table(cur, table, reader))
+                    self._timed(f"copy {table.name}", lambda: self.copy_table(cur, table, reader))
                     copied = cur.rowcount
                 if table is SONGPLAYS:
                     inserted = copied
@@ -491,19 +462,19 @@ class PostgresTarget(Target):
             cur.execute(f"SET LOCAL enable_hashjoin {'= off' if key.indexed else 'TO DEFAULT'}")
             self._timed(f"key {key.name}", lambda: cur.execute(key.create))
 
-    def _copy_table(self, cur: psycopg.Cursor, table: Table, reader: pa.RecordBatchReader,
+    def copy_table(self, cur: psycopg.Cursor, table: Table, reader: pa.RecordBatchReader,
                     schema: str | None = None) -> None:
         """COPY rows into a table created or emptied in the same transaction: FREEZE writes them frozen."""
         names = ", ".join(DIALECT.quote(c) for c in table.column_names)
         self._copy(cur, f"COPY {self.table(table, schema)} ({names}) FROM STDIN (FORMAT BINARY, FREEZE)", reader)
 
     @staticmethod
-    def _reader(batch: Batch, table: Table, source: str) -> pa.RecordBatchReader:
+    def _reader(batch: DuckDBBatch, table: Table, source: str) -> pa.RecordBatchReader:
         """A batch table's rows in the target table's columns and types, COPY_ROWS at a time."""
         columns = ", ".join(f"CAST({DIALECT.quote(c.name)} AS {DUCKDB_TYPES[c.type]})" for c in table.columns)
         return batch.con.sql(f"SELECT {columns} FROM {source}").to_arrow_reader(COPY_ROWS)
 
-    def _merge(self, cur: psycopg.Cursor, batch: Batch) -> int:
+    def _merge(self, cur: psycopg.Cursor, batch: DuckDBBatch) -> int:
         """Into a star holding rows: stage the batch in temporary tables, then the SQL of targets/sqlmerge.py.
 
         A large increment drops the foreign keys and indexes first and builds them
@@ -530,7 +501,7 @@ class PostgresTarget(Target):
             self._timed(f"key {key.name}", lambda: cur.execute(key.create))
         return inserted
 
-    def _large(self, cur: psycopg.Cursor, batch: Batch) -> bool:
+    def _large(self, cur: psycopg.Cursor, batch: DuckDBBatch) -> bool:
         """Whether the batch adds at least rebuild_keys_above of the rows songplays holds."""
         stored = cur.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass",
                              [self.table(SONGPLAYS)]).fetchone()[0]
@@ -551,6 +522,51 @@ class PostgresTarget(Target):
         step()
         log.debug("%s: %.3f s", what, time.perf_counter() - start)
 
+    # -- the in-warehouse engine's host ----------------------------------------
+
+    @contextmanager
+    def run_transaction(self, full_refresh: bool) -> Iterator[psycopg.Cursor]:
+        con = self._con
+        assert con is not None, "use within session()"
+        try:
+            with con.transaction():
+                cur = con.cursor()
+                if full_refresh:
+                    self._drop(cur)
+                    self._ensure(con)
+                yield cur
+        except psycopg.Error as exc:
+            raise TargetError(f"loading into {self.describe()} failed, nothing was written: "
+                              f"{self.redacted(exc)}") from None
+
+    def prepare_staging(self, run: Run) -> tuple[stage.Staged, stage.Staged]:
+        """The raw files parsed as Redshift's COPY JSON would parse them, before the transaction opens."""
+        return stage.stage_events(run.log_files), stage.stage_songs(run.song_files)
+
+    def fill_staging(self, cursor: psycopg.Cursor, run: Run, prepared: tuple[stage.Staged, stage.Staged]) -> None:
+        events, songs = prepared
+        stage.copy_in(cursor, events, songs, [(kind, f.path, f) for kind, f in run.files()])
+
+    def staging_plan(self, run: Run) -> list[Step]:
+        return [Step("stage", "-- COPY staging_events, staging_songs, staging_load_errors, "
+                              "staging_files FROM STDIN (the raw files, parsed as COPY JSON would)")]
+
+    # -- statements (--dry-run) ------------------------------------------------
+
+    def schema_plan(self, reset: bool) -> list[Step]:
+        drops = [Step("drop", f"DROP TABLE IF EXISTS {self.table(t)}") for t in reversed(STAR + STATE)]
+        create = [Step("schema", f"CREATE SCHEMA IF NOT EXISTS {DIALECT.quote(self.schema)}")]
+        tables = [Step("table", create_table_sql(t, DIALECT, self.schema)) for t in STAR + STATE]
+        keys = [Step("key", k.create) for k in self.keys() if not k.name.endswith("_pkey")]
+        return (drops if reset else []) + create + tables + keys
+
+    def write_plan(self, host: str) -> list[Step]:
+        if host == WAREHOUSE:
+            return [Step(p, s) for p, s in inwarehouse.merge_statements(self.warehouse.names)]
+        steps = [Step("stage", "-- the DuckDB engine computes the batch; each b_* table is COPied "
+                               "FROM STDIN (FORMAT BINARY) into a temporary table of that name")]
+        return steps + [Step(p, s) for p, s in SqlMerge(DIALECT.quote, self.table, self.stage).statements()]
+
     # -- reads ---------------------------------------------------------------
 
     def row_counts(self) -> dict[str, int]:
@@ -561,7 +577,7 @@ class PostgresTarget(Target):
         try:
             row = self._con.execute(f"SELECT {counts}").fetchone()
         except psycopg.Error as exc:
-            raise TargetError(f"counting the rows of {self.describe()} failed: {self._scrub(exc)}") from None
+            raise TargetError(f"counting the rows of {self.describe()} failed: {self.redacted(exc)}") from None
         return dict(zip((t.name for t in STAR), row))
 
     def query(self, sql: str) -> tuple[list[str], Iterator[tuple]]:
@@ -570,14 +586,14 @@ class PostgresTarget(Target):
         Its own connection: the caller may hold several row iterators at once,
         each ends its transaction (and connection) when exhausted or dropped.
         """
-        con = self._connect()
+        con = self.connect()
         try:
             con.execute("BEGIN READ ONLY")
             cursor = con.cursor(name="sparkify_query")
             cursor.execute(sql)
         except psycopg.Error as exc:
             con.close()
-            raise TargetError(f"query failed on {self.describe()}: {self._scrub(exc)}") from None
+            raise TargetError(f"query failed on {self.describe()}: {self.redacted(exc)}") from None
         columns = [d.name for d in cursor.description]
 
         def rows() -> Iterator[tuple]:
@@ -585,7 +601,7 @@ class PostgresTarget(Target):
                 while chunk := cursor.fetchmany(READ_ROWS):
                     yield from chunk
             except psycopg.Error as exc:
-                raise TargetError(f"query failed on {self.describe()}: {self._scrub(exc)}") from None
+                raise TargetError(f"query failed on {self.describe()}: {self.redacted(exc)}") from None
             finally:
                 con.close()
 

@@ -191,7 +191,7 @@ class LocalStore(Store):
         return os.path.join(self.root, *parts)
 
     def lock(self, timeout: float, lease: float):
-        from sparkify.targets.lakelock import LocalLock
+        from sparkify.targets.lake.lock import LocalLock
 
         if os.path.isdir(self.root) and not os.path.isdir(self._path(self.VERSIONS)) and \
                 [n for n in os.listdir(self.root) if n != self.LOCK]:
@@ -328,7 +328,7 @@ class S3Store(Store):
                                                                    "Quiet": True})
 
     def lock(self, timeout: float, lease: float):
-        from sparkify.targets.lakelock import S3Lock
+        from sparkify.targets.lake.lock import S3Lock
 
         return S3Lock(self.client, self.bucket, self._key(self.CONTROL, "lock"), timeout, lease, f"lake {self.display}")
 

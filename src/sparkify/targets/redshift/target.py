@@ -6,11 +6,12 @@ URL: redshift://user@cluster-host:5439/db?iam_role=arn:...&region=us-west-2&stag
 The password comes from PGPASSWORD or ~/.pgpass, never from a file of ours.
 The driver is psycopg: Redshift speaks the PostgreSQL protocol.
 
-A run: list the sources, keep the files the ledger lacks, upload the local
-ones to the staging prefix (S3 sources are COPied in place), write one
-manifest per kind and the JSONPaths file, then in one transaction: COPY
-both staging tables, read each COPY's load errors, build and merge the
-star (targets/redshift_sql.py), record the run.
+A run (pipeline.run with the in-warehouse engine, engines/warehouse): list
+the sources, keep the files the ledger lacks, upload the local ones to the
+staging prefix (S3 sources are COPied in place), write one manifest per
+kind and the JSONPaths file, then in one transaction: COPY both staging
+tables, read each COPY's load errors (copy.py), build the star (the engine)
+and merge it (targets/postgres/inwarehouse.py), record the run.
 """
 
 from __future__ import annotations
@@ -28,23 +29,15 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import psycopg
 
 from sparkify import objectstore
-from sparkify.pipeline import RejectLimit
-from sparkify.progress import Progress
-from sparkify.schema import LOADED_FILES
+from sparkify.batch import WAREHOUSE, Batch, Run, SummaryFn, WriteResult
+from sparkify.schema import LOADED_FILES, STAR
 from sparkify.sources import SourceFile, is_remote
-from sparkify.targets import redshift_sql as sql
-from sparkify.targets.base import Capabilities, Target, TargetError
-from sparkify.targets.postgres import _secrets, redact
-from sparkify.targets.pushdown import (
-    RunContext,
-    Step,
-    finish,
-    merge_steps,
-    prepare,
-    run_info_step,
-    star_steps,
-    table_counts,
-)
+from sparkify.staging import REDSHIFT, STAGED_FILES, STAGING_EVENTS, Names, Warehouse, q
+from sparkify.targets.base import Capabilities, Statements, Step, Target, TargetError, WarehouseHost
+from sparkify.targets.postgres import inwarehouse
+from sparkify.targets.postgres.connection import redact, scrub
+from sparkify.targets.redshift.copy import CopySettings, copy_errors, copy_events, copy_songs, jsonpaths_text
+from sparkify.targets.redshift.ddl import redshift_ddl, redshift_drop
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +55,10 @@ PATTERNS = {
 """What the options may hold: they reach COPY as literals, which take no parameters."""
 
 
-class RedshiftTarget(Target):
+class RedshiftTarget(WarehouseHost, Statements, Target):
     name = "redshift"
-    capabilities = Capabilities(transactions=True, enforces_constraints=False, upsert=True, partitions=False)
-    pushdown = True
+    capabilities = Capabilities(engines=("warehouse",), accepts=frozenset({WAREHOUSE}), transactions=True,
+                                enforces_constraints=False, partitions=False, dry_run=True)
 
     def __init__(self, url: str, iam_role: str, staging: str, region: str | None = None, schema: str = "public",
                  lambda_udf: str | None = None, max_errors: int = 100_000, connect=psycopg.connect):
@@ -99,44 +92,40 @@ class RedshiftTarget(Target):
         return f"Redshift {redact(self.url.replace('postgresql://', 'redshift://', 1))} schema {self.schema}"
 
     @property
-    def names(self) -> sql.Names:
-        return sql.Names(self.schema)
+    def names(self) -> Names:
+        return Names(self.schema)
+
+    @property
+    def warehouse(self) -> Warehouse:
+        return Warehouse(REDSHIFT, self.names, self.lambda_udf, self.iam_role)
 
     # -- connections -----------------------------------------------------------
 
-    def _scrub(self, message: object) -> str:
-        text = str(message).strip().replace(self.url, redact(self.url))
-        for secret in _secrets(self.url):
-            text = text.replace(secret, "***")
-        return text
+    def redacted(self, message: object) -> str:
+        return scrub(self.url, message)
 
     def _open(self) -> psycopg.Connection:
         try:
             con = self._connect_fn(self.url, autocommit=True)
         except psycopg.Error as exc:
-            raise TargetError(f"cannot connect to {self.describe()}: {self._scrub(exc)}") from None
+            raise TargetError(f"cannot connect to {self.describe()}: {self.redacted(exc)}") from None
         con.execute("SET timezone TO 'UTC'")
-        con.execute(f"SET search_path TO {sql.q(self.schema)}")
+        con.execute(f"SET search_path TO {q(self.schema)}")
         return con
 
     @contextmanager
     def session(self) -> Iterator[None]:
+        """A connection for the run; the tables are created first if missing (a transaction of their own)."""
         con = self._open()
         self._con = con
         try:
+            with self._transaction() as cur:
+                for step in self.schema_plan(False):
+                    cur.execute(step.sql)
             yield
         finally:
             self._con = None
             con.close()
-
-    def engine_connection(self):
-        raise TargetError("Redshift computes the star in the cluster: there is no engine connection")
-
-    def catalogue_relation(self, con, full_refresh: bool) -> str:
-        raise TargetError("Redshift computes the star in the cluster: its catalogue stays there")
-
-    def write(self, batch, full_refresh, summary):
-        raise TargetError("Redshift loads raw files itself: use `sparkify run` (the in-warehouse path)")
 
     def ledger(self) -> dict[str, tuple[int, str]]:
         assert self._con is not None, "use within session()"
@@ -145,18 +134,21 @@ class RedshiftTarget(Target):
 
     # -- statements ---------------------------------------------------------------
 
-    def ddl_steps(self, reset: bool = False) -> list[Step]:
-        drops = [Step("drop", s) for s in sql.redshift_drop(self.schema)] if reset else []
-        return drops + [Step("table", s) for s in sql.redshift_ddl(self.schema)]
+    def schema_plan(self, reset: bool = False) -> list[Step]:
+        drops = [Step("drop", s) for s in redshift_drop(self.schema)] if reset else []
+        return drops + [Step("table", s) for s in redshift_ddl(self.schema)]
+
+    def write_plan(self, host: str) -> list[Step]:
+        return [Step(p, s) for p, s in inwarehouse.merge_statements(self.names)]
 
     def create_schema(self, reset: bool = False) -> None:
         with self.session(), self._transaction() as cur:
-            for step in self.ddl_steps(reset):
+            for step in self.schema_plan(reset):
                 cur.execute(step.sql)
 
     @property
     def jsonpaths_url(self) -> str:
-        return f"{self.staging}/jsonpaths/{sql.STAGING_EVENTS}.json"
+        return f"{self.staging}/jsonpaths/{STAGING_EVENTS}.json"
 
     def object_url(self, run_id: str, kind: str, f: SourceFile) -> str:
         """Where a file is COPied from: in place when already in S3, else under the staging prefix."""
@@ -168,36 +160,31 @@ class RedshiftTarget(Target):
     def manifest_url(self, run_id: str, kind: str) -> str:
         return f"{self.staging}/{run_id}/{kind}.manifest"
 
-    def copy_steps(self, ctx: RunContext) -> list[Step]:
-        """Staging tables, the files of this run, both COPYs and what their error tables say."""
-        settings = sql.CopySettings(self.iam_role, self.region, self.jsonpaths_url, self.max_errors)
-        steps = [Step("functions", s) for s in sql.text_functions(sql.REDSHIFT, self.lambda_udf, self.iam_role)]
-        steps += [Step("staging", s) for s in sql.staging_ddl()] + [run_info_step(ctx)]
-        for kind, files in (("song", ctx.song_files), ("log", ctx.log_files)):
-            steps += [Step("files", f"INSERT INTO {sql.STAGED_FILES} (path, kind, size, modified, url) "
+    def copy_steps(self, run: Run) -> list[Step]:
+        """The files of this run, both COPYs and what their error tables say."""
+        settings = CopySettings(self.iam_role, self.region, self.jsonpaths_url, self.max_errors)
+        steps = []
+        for kind, files in (("song", run.song_files), ("log", run.log_files)):
+            steps += [Step("files", f"INSERT INTO {STAGED_FILES} (path, kind, size, modified, url) "
                                     "VALUES (%s, %s, %s, %s, %s)",
-                           (f.path, kind, f.size, f.modified, self.object_url(ctx.run_id, kind, f)))
+                           (f.path, kind, f.size, f.modified, self.object_url(run.run_id, kind, f)))
                       for f in files]
-        if ctx.log_files:
-            steps.append(Step("copy events", sql.copy_events(self.manifest_url(ctx.run_id, "log"), settings)))
-            steps += [Step("copy events", s) for s in sql.copy_errors("event")]
-        if ctx.song_files:
-            steps.append(Step("copy songs", sql.copy_songs(self.manifest_url(ctx.run_id, "song"), settings)))
-            steps += [Step("copy songs", s) for s in sql.copy_errors("song")]
+        if run.log_files:
+            steps.append(Step("copy events", copy_events(self.manifest_url(run.run_id, "log"), settings)))
+            steps += [Step("copy events", s) for s in copy_errors("event")]
+        if run.song_files:
+            steps.append(Step("copy songs", copy_songs(self.manifest_url(run.run_id, "song"), settings)))
+            steps += [Step("copy songs", s) for s in copy_errors("song")]
         return steps
 
-    def plan(self, songs: str, logs: str, full_refresh: bool = False) -> list[Step]:
-        """Every statement of a run over all listed files, for --dry-run (nothing is contacted but the sources)."""
-        ctx = prepare(_NoLedger(), songs, logs, True, Progress(quiet=True))
-        uploads = [Step("upload", f"-- upload {f.path} -> {self.object_url(ctx.run_id, kind, f)}")
-                   for kind, files in (("song", ctx.song_files), ("log", ctx.log_files))
-                   for f in files if not is_remote(f.path)]
-        return (self.ddl_steps(full_refresh) + uploads + self.copy_steps(ctx)
-                + star_steps(sql.REDSHIFT, self.names) + merge_steps(self.names))
+    def staging_plan(self, run: Run) -> list[Step]:
+        uploads = [Step("upload", f"-- upload {f.path} -> {self.object_url(run.run_id, kind, f)}")
+                   for kind, f in run.files() if not is_remote(f.path)]
+        return uploads + self.copy_steps(run)
 
     # -- the run --------------------------------------------------------------------
 
-    def upload(self, ctx: RunContext) -> None:
+    def prepare_staging(self, run: Run) -> None:
         """Local files to the staging prefix, the manifests and the JSONPaths file."""
         client = objectstore.client()
 
@@ -205,17 +192,21 @@ class RedshiftTarget(Target):
             bucket, key = objectstore.split_url(url)
             client.put_object(Bucket=bucket, Key=key, Body=body)
 
-        put(self.jsonpaths_url, sql.jsonpaths_text().encode())
-        for kind, files in (("song", ctx.song_files), ("log", ctx.log_files)):
+        put(self.jsonpaths_url, jsonpaths_text().encode())
+        for kind, files in (("song", run.song_files), ("log", run.log_files)):
             entries = []
             for f in files:
-                url = self.object_url(ctx.run_id, kind, f)
+                url = self.object_url(run.run_id, kind, f)
                 if not is_remote(f.path):
                     bucket, key = objectstore.split_url(url)
                     client.upload_file(f.path, bucket, key)
                 entries.append({"url": url, "mandatory": True})
             if entries:
-                put(self.manifest_url(ctx.run_id, kind), json.dumps({"entries": entries}, indent=2).encode())
+                put(self.manifest_url(run.run_id, kind), json.dumps({"entries": entries}, indent=2).encode())
+
+    def fill_staging(self, cursor: psycopg.Cursor, run: Run, prepared: None) -> None:
+        for step in self.copy_steps(run):
+            cursor.execute(step.sql, step.params)
 
     @contextmanager
     def _transaction(self) -> Iterator[psycopg.Cursor]:
@@ -224,28 +215,24 @@ class RedshiftTarget(Target):
             with self._con.transaction():
                 yield self._con.cursor()
         except psycopg.Error as exc:
-            raise TargetError(f"{self.describe()}: nothing was written: {self._scrub(exc)}") from None
+            raise TargetError(f"{self.describe()}: nothing was written: {self.redacted(exc)}") from None
 
-    def run(self, songs: str, logs: str, full_refresh: bool = False, max_rejects: RejectLimit = RejectLimit(),
-            progress: Progress | None = None) -> dict:
-        progress = progress or Progress(quiet=True)
-        with self.session():
-            with self._transaction() as cur:
-                for step in self.ddl_steps(False):
+    @contextmanager
+    def run_transaction(self, full_refresh: bool) -> Iterator[psycopg.Cursor]:
+        with self._transaction() as cur:
+            if full_refresh:
+                for step in self.schema_plan(True):
                     cur.execute(step.sql)
-            ctx = prepare(self, songs, logs, full_refresh, progress)
-            with progress.stage("upload"):
-                self.upload(ctx)
-            with self._transaction() as cur:
-                if full_refresh:
-                    for step in self.ddl_steps(True):
-                        cur.execute(step.sql)
-                with progress.stage("copy"):
-                    for step in self.copy_steps(ctx):
-                        cur.execute(step.sql, step.params)
-                summary = finish(cur, ctx, sql.REDSHIFT, self.names, self, max_rejects, progress)
-            summary["tables"] = table_counts(self._con.cursor(), self.names)
-        return summary
+            yield cur
+
+    def write(self, batch: Batch, full_refresh: bool, summary: SummaryFn) -> WriteResult:
+        return inwarehouse.write(batch, self.names, summary)
+
+    def row_counts(self) -> dict[str, int]:
+        if self._con is None:
+            return super().row_counts()
+        cur = self._con.cursor()
+        return {t.name: cur.execute(f"SELECT COUNT(*) FROM {self.names(t)}").fetchone()[0] for t in STAR}
 
     def query(self, text: str) -> tuple[list[str], Iterator[tuple]]:
         con = self._open()
@@ -253,15 +240,7 @@ class RedshiftTarget(Target):
             cur = con.execute(text)
             columns, rows = [d.name for d in cur.description], cur.fetchall()
         except psycopg.Error as exc:
-            raise TargetError(f"query failed on {self.describe()}: {self._scrub(exc)}") from None
+            raise TargetError(f"query failed on {self.describe()}: {self.redacted(exc)}") from None
         finally:
             con.close()
         return columns, iter(rows)
-
-
-class _NoLedger:
-    """The ledger of a dry run: nothing loaded, so every listed file is shown."""
-
-    @staticmethod
-    def ledger() -> dict:
-        return {}

@@ -1,6 +1,6 @@
 """normalize.py's text rules on Spark: SQL for ASCII, the Python definition for the rest.
 
-ASCII text is trimmed and unquoted in SQL (spark_records.bare) and lower-cased
+ASCII text is trimmed and unquoted in SQL (records.bare) and lower-cased
 for match keys, exactly what normalize.clean_text and match_key do to ASCII.
 Non-ASCII values (mojibake, accents) are rare: their distinct values are
 gathered once into a small table, normalize's own Arrow-vectorised
@@ -18,7 +18,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from sparkify.engines.spark_records import bare, non_ascii
+from sparkify.engines.spark.records import bare, non_ascii
 from sparkify.normalize import clean_text_arrow, match_key_arrow
 
 log = logging.getLogger(__name__)

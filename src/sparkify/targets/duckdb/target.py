@@ -4,7 +4,7 @@ The engine computes inside this file's own connection, so a batch reaches
 the star without a copy; the merge runs in one DuckDB transaction, which the
 write-ahead log makes atomic against a crash or a kill. A batch of more than
 `slice_rows` plays (default 1,000,000) is built aside instead and swapped in
-(duckdbaside). A run holds `<file>.lock` from start to end, so a second run
+(aside.py). A run holds `<file>.lock` from start to end, so a second run
 waits for it, even while the file itself is closed for the swap.
 """
 
@@ -20,26 +20,20 @@ from urllib.parse import parse_qsl
 
 import duckdb
 
-from sparkify.engines.duckdb import configure
-from sparkify.schema import ALL_TABLES, RUNS, SONG_RECORDS, STAR, STATE, Dialect, Table, create_table_sql
-from sparkify.targets.base import Capabilities, Target, TargetError, WriteResult
-from sparkify.targets.duckdbaside import RUN_INSERT, AsideBuild, remove_leftovers, rollback
+from sparkify.batch import DUCKDB, DuckDBBatch, SummaryFn, WriteResult, configure
+from sparkify.schema import ALL_TABLES, RUNS, SONG_RECORDS, STAR, STATE, Table, create_table_sql
+from sparkify.schema import DUCKDB as DIALECT
+from sparkify.targets.base import Capabilities, DuckDBHost, Target, TargetError
+from sparkify.targets.duckdb.aside import RUN_INSERT, AsideBuild, remove_leftovers, rollback
 from sparkify.targets.sqlmerge import SqlMerge
 
 log = logging.getLogger(__name__)
 
-DIALECT = Dialect(
-    "duckdb",
-    {"bigint": "BIGINT", "int": "INTEGER", "double": "DOUBLE", "text": "VARCHAR", "timestamp": "TIMESTAMPTZ"},
-)
 
-
-class DuckDBTarget(Target):
+class DuckDBTarget(DuckDBHost, Target):
     name = "duckdb"
-    capabilities = Capabilities(
-        transactions=True, enforces_constraints=True, upsert=True, partitions=False,
-        shares_duckdb_connection=True,
-    )
+    capabilities = Capabilities(engines=("duckdb", "spark"), accepts=frozenset({DUCKDB}), transactions=True,
+                                enforces_constraints=True, partitions=False)
 
     def __init__(self, path: str, memory_limit: str = "600MB", lock_timeout: float = 600.0,
                  slice_rows: int = 1_000_000):
@@ -140,7 +134,7 @@ class DuckDBTarget(Target):
         name = f"main.{DIALECT.quote(SONG_RECORDS.name)}"
         return f"(SELECT * FROM {name} WHERE NOT {str(full_refresh).lower()})"
 
-    def write(self, batch, full_refresh: bool, summary) -> WriteResult:
+    def write(self, batch: DuckDBBatch, full_refresh: bool, summary: SummaryFn) -> WriteResult:
         con = self.engine_connection()
         if batch.count("b_songplays") > self.slice_rows:
             return self._write_aside(batch, full_refresh, summary)
@@ -163,7 +157,7 @@ class DuckDBTarget(Target):
             raise
         return result
 
-    def _write_aside(self, batch, full_refresh: bool, summary) -> WriteResult:
+    def _write_aside(self, batch: DuckDBBatch, full_refresh: bool, summary: SummaryFn) -> WriteResult:
         """Build the next version aside in slices, then swap it in (closing the file meanwhile)."""
         aside = AsideBuild(self.engine_connection(), self.path, DIALECT, self.slice_rows, self._create)
         inserted = aside.build(full_refresh, lambda n: [batch.run_id, summary(WriteResult(n))])

@@ -20,8 +20,7 @@ import psycopg
 from sparkify import rawlines
 from sparkify.records import EVENT_FIELDS, SONG_FIELDS, Field
 from sparkify.sources import SourceFile
-from sparkify.targets.redshift_sql import LOAD_ERRORS, RECORD_COLUMNS, STAGED_FILES, STAGING_EVENTS, STAGING_SONGS, q
-
+from sparkify.staging import LOAD_ERRORS, RECORD_COLUMNS, STAGED_FILES, STAGING_EVENTS, STAGING_SONGS, q
 
 WIDTH = 65535
 """The staging columns' width: events are cut to it (TRUNCATECOLUMNS), songs are rejected above it."""
@@ -50,7 +49,7 @@ def _json_type(value: object) -> str:
 
 NUL_ESCAPE = "\\u0000"
 """U+0000 in a staged string: its JSON escape, which PostgreSQL text can hold and the SQL rejects
-(redshift_sql.NUL_STAGED), as every engine rejects text holding U+0000."""
+(engines/warehouse/star.py, NUL_STAGED), as every engine rejects text holding U+0000."""
 
 
 def staged_text(value: object) -> str | None:

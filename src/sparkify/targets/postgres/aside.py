@@ -25,16 +25,30 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import psycopg
 import pyarrow as pa
 
-from sparkify.schema import SONGPLAYS, TIME, Table, create_table_sql
+from sparkify.schema import SONGPLAYS, TIME, Dialect, Table, create_table_sql
 from sparkify.targets.base import TargetError
+from sparkify.targets.postgres.ddl import Key
 
-if TYPE_CHECKING:
-    from sparkify.targets.postgres import Key, PostgresTarget
+
+class Loader(Protocol):
+    """What a side build needs of the PostgreSQL target that started it."""
+
+    schema: str
+    dialect: Dialect
+
+    def describe(self) -> str: ...
+    def connect(self) -> psycopg.Connection: ...
+    def redacted(self, message: object) -> str: ...
+    def table(self, table: Table, schema: str | None = None) -> str: ...
+    def keys(self, schema: str | None = None) -> list[Key]: ...
+    def copy_table(self, cur: psycopg.Cursor, table: Table, reader: pa.RecordBatchReader,
+                   schema: str | None = None) -> None: ...
+
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +113,7 @@ def refusal(cur: psycopg.Cursor, tables: list[str]) -> str | None:
 class AsideBuild:
     """songplays and time, copied and keyed on side connections while the run's transaction goes on."""
 
-    def __init__(self, target: PostgresTarget, connections: list[psycopg.Connection]):
+    def __init__(self, target: Loader, connections: list[psycopg.Connection]):
         self.target = target
         self.schema = aside_schema(target.schema)
         self.names = {t.name for t in BUILT_ASIDE}
@@ -143,7 +157,7 @@ class AsideBuild:
                 cur = con.cursor()
                 cur.execute(create_table_sql(table, self.target.dialect, self.schema, keys=False)
                             + " WITH (autovacuum_enabled = off)")
-                self.target._copy_table(cur, table, reader, self.schema)
+                self.target.copy_table(cur, table, reader, self.schema)
                 copied = cur.rowcount
         log.debug("aside copy %s: %.3f s", table.name, time.perf_counter() - start)
         for key in self.keys:
@@ -201,15 +215,15 @@ class AsideBuild:
             con.close()
         if failed:
             try:
-                with self.target._connect() as con:
+                with self.target.connect() as con:
                     sweep(con, self.target.schema)
             except (psycopg.Error, TargetError) as exc:  # the next run sweeps it
                 log.warning("could not drop %s after the failed load (the next run will): %s",
-                            self.schema, self.target._scrub(exc))
+                            self.schema, self.target.redacted(exc))
 
 
 @contextmanager
-def aside_build(target: PostgresTarget, cur: psycopg.Cursor, rows: int,
+def aside_build(target: Loader, cur: psycopg.Cursor, rows: int,
                 threshold: int) -> Iterator[AsideBuild | None]:
     """An AsideBuild for a first load of `rows` song plays, or None where one transaction must do it all:
     below `threshold`, or when the tables carry what replacing them would lose."""
@@ -221,14 +235,14 @@ def aside_build(target: PostgresTarget, cur: psycopg.Cursor, rows: int,
     if reason is None:
         try:
             for _ in range(SIDE_CONNECTIONS):
-                connections.append(target._connect())
+                connections.append(target.connect())
             for con in connections:
                 for setting in SIDE_SETTINGS:
                     con.execute(setting)
             sweep(connections[0], target.schema)
             connections[0].execute(f"CREATE SCHEMA {target.dialect.quote(aside_schema(target.schema))}")
         except Exception as exc:  # a server out of connections, say: the one-transaction load still works
-            reason = f"no side connection: {target._scrub(exc)}"
+            reason = f"no side connection: {target.redacted(exc)}"
             for con in connections:
                 con.close()
     if reason is not None:
