@@ -43,9 +43,11 @@ from pathlib import Path
 import duckdb
 import psycopg
 
-from sparkify.engines.duckdb import Batch
+from bench.pgscratch import scratch_database
+from sparkify.batch import DuckDBBatch, Run
 from sparkify.schema import STAR
-from sparkify.targets.postgres import DIALECT, PostgresTarget
+from sparkify.targets.postgres import PostgresTarget
+from sparkify.targets.postgres.ddl import DIALECT
 
 AGENTS = [
     "Mozilla/5.0 (Windows NT 6.1; WOW64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/36.0.1985.143 Safari/537.36",
@@ -168,19 +170,6 @@ def own_server(settings: list[str]) -> Iterator[str]:
                            check=True, stdout=subprocess.DEVNULL)
 
 
-@contextmanager
-def scratch_database(server: str) -> Iterator[str]:
-    """An empty database on `server` for one measurement, dropped afterwards (even after a failure)."""
-    name = "bench_" + uuid.uuid4().hex[:10]
-    with psycopg.connect(server, autocommit=True) as con:
-        con.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield server.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with psycopg.connect(server, autocommit=True) as con:
-            con.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 # -- the measured steps (each in a child process) -------------------------------------------------
 
 def _stat(pid: int) -> list[str]:
@@ -238,7 +227,8 @@ def step_sparkify(url: str, path: str, options: dict | None = None) -> tuple[flo
         backend = target._con.info.backend_pid
         before = _children(backend)
         start, cpu = time.perf_counter(), _cpu(backend)
-        target.write(Batch(con, "bench-" + uuid.uuid4().hex[:8], [], []), False, lambda r: "{}")
+        run = Run("songs", "logs", [], [], run_id="bench-" + uuid.uuid4().hex[:8])
+        target.write(DuckDBBatch(run, con=con), False, lambda r: "{}")
         wall = time.perf_counter() - start
         _settled(backend, before)
         return wall, _cpu(backend) - cpu

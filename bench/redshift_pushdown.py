@@ -13,37 +13,23 @@ import argparse
 import os
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
-import psycopg
 from rich.console import Console
 
+from bench.pgscratch import scratch_database
 from sparkify import generate
 from sparkify.pipeline import run as pipeline_run
 from sparkify.targets.postgres import PostgresTarget
-from sparkify.targets.pushdown import PushdownPostgresTarget
 
 console = Console()
-
-
-def _database(server: str) -> str:
-    name = "bench_" + uuid.uuid4().hex[:10]
-    with psycopg.connect(server, autocommit=True) as con:
-        con.execute(f'CREATE DATABASE "{name}"')
-    return server.rsplit("/", 1)[0] + "/" + name
-
-
-def _drop(server: str, url: str) -> None:
-    with psycopg.connect(server, autocommit=True) as con:
-        con.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
 
 
 def _load(kind: str, url: str, data: Path) -> tuple[float, dict]:
     songs, logs = str(data / "song_data"), str(data / "log_data")
     start = time.perf_counter()
     if kind == "pushdown":
-        summary = PushdownPostgresTarget.from_url(url, {}).run(songs, logs)
+        summary = pipeline_run(PostgresTarget.from_url(url, {}), songs, logs, engine_name="warehouse")
     else:
         summary = pipeline_run(PostgresTarget.from_url(url, {}), songs, logs)
     return time.perf_counter() - start, summary
@@ -63,12 +49,9 @@ def main() -> None:
             generate.main(options.parse_args(["--out", str(data), "--events", args.events]))
         rows = []
         for kind in ("default", "pushdown"):
-            url = _database(args.pg_url)
-            try:
+            with scratch_database(args.pg_url) as url:
                 first, summary = _load(kind, url, data)
                 rerun, _ = _load(kind, url, data)
-            finally:
-                _drop(args.pg_url, url)
             events = summary["accounting"]["events"]["read"]
             rows.append((kind, events, first, events / first, rerun, summary["tables"]))
     console.print("| path | events | first load (s) | events/s | rerun, nothing new (s) | star rows |", markup=False)

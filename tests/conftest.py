@@ -11,22 +11,23 @@ import io
 import json
 import os
 import shutil
+import sys
+import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager, redirect_stdout
+from contextlib import redirect_stdout
 from pathlib import Path
 
 import pytest
 
+from bench.pgscratch import scratch_database
 from sparkify import cli
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = Path(os.environ.get("SPARKIFY_SAMPLE", REPO.parent / "shared" / "data" / "sparkify"))
 
-TARGET_KINDS = ["duckdb", "duckdb-sliced", "postgres", "lake", "s3lake"]
-"""Every kind of target the contract tests run against (Redshift is checked on PostgreSQL).
-duckdb-sliced: a DuckDB file whose runs build aside in slices of 500 plays (a full size run's path)."""
-SLICED = "?slice_rows=500"
+TARGET_KINDS = ["duckdb", "postgres", "lake", "s3lake"]
+"""Every kind of target the contract tests run against (Redshift is checked on PostgreSQL)."""
 
 
 def _service(var: str) -> str:
@@ -58,25 +59,26 @@ def pg_server() -> str:
     return _service("SPARKIFY_TEST_PG_URL")
 
 
-@contextmanager
-def database(server: str) -> Iterator[str]:
-    """A fresh, empty database on the test server, dropped afterwards."""
-    import psycopg
-
-    name = "t_" + uuid.uuid4().hex[:12]
-    with psycopg.connect(server, autocommit=True) as con:
-        con.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield server.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with psycopg.connect(server, autocommit=True) as con:
-            con.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+def database(server: str):
+    """A fresh, empty database on the test server, dropped afterwards (bench.pgscratch, shared with bench)."""
+    return scratch_database(server, prefix="t_")
 
 
 @pytest.fixture()
 def pg_url(pg_server: str) -> Iterator[str]:
     with database(pg_server) as url:
         yield url
+
+
+@pytest.fixture(params=["one transaction", "built aside"])
+def first_load(request) -> Iterator[str]:
+    """Each way of loading an empty star: songplays and time built on side connections (targets/postgres/aside.py)
+    from PARALLEL_LOAD_ABOVE song plays on, which the sample's 6,820 are put over or under."""
+    from sparkify.targets.postgres import target as postgres
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(postgres, "PARALLEL_LOAD_ABOVE", 0 if request.param == "built aside" else 2**62)
+        yield request.param
 
 
 @pytest.fixture(scope="session")
@@ -102,14 +104,39 @@ def s3_bucket(s3_endpoint: str) -> str:
 @pytest.fixture(params=TARGET_KINDS)
 def target_url(request, tmp_path: Path) -> str:
     """One target of each kind, empty."""
-    kind = request.param
-    if kind.startswith("duckdb"):
-        return str(tmp_path / "star.duckdb") + (SLICED if kind == "duckdb-sliced" else "")
+    return new_target(request.param, request, tmp_path)
+
+
+def new_target(kind: str, request, tmp_path: Path) -> str:
+    """An empty target of one of TARGET_KINDS (servers through `request`'s fixtures)."""
+    if kind == "duckdb":
+        return str(tmp_path / "star.duckdb")
     if kind == "postgres":
         return request.getfixturevalue("pg_url")
     if kind == "lake":
-        return str(tmp_path / "lake")
+        return f"lake://{tmp_path / 'lake'}"
     return f"s3://{request.getfixturevalue('s3_bucket')}/lake"
+
+
+SPARK_ENV = {"TZ": "UTC", "SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable,
+             "PYSPARK_DRIVER_PYTHON": sys.executable}
+FAST_START = {
+    "spark.driver.extraJavaOptions": "-Duser.timezone=UTC -XX:+UseSerialGC -XX:TieredStopAtLevel=1",
+    "spark.sql.shuffle.partitions": "2",
+}
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One local Spark per test process, tuned for start-up (see ENVIRONMENT.md); the Spark engine
+    reuses it when run in-process (run_cli, run_json, pipeline.run)."""
+    os.environ.update(SPARK_ENV)
+    time.tzset()
+    from sparkify.engines.spark.session import session
+
+    spark = session("local[2]", FAST_START)
+    yield spark
+    spark.stop()
 
 
 def run_cli(*args: str) -> tuple[int, str]:

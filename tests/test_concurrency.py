@@ -69,7 +69,7 @@ def lock_probe(kind: str, target: str) -> Callable[[Child], bool]:
     if kind.startswith("duckdb"):
         return lambda child: _posix_or_flock_held(target.partition("?")[0] + ".lock", child.pid)
     if kind == "lake":
-        return lambda child: _posix_or_flock_held(os.path.join(target, "_lock"), child.pid)
+        return lambda child: _posix_or_flock_held(os.path.join(target.removeprefix("lake://"), "_lock"), child.pid)
     if kind == "postgres":
         import psycopg
 

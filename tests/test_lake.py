@@ -24,15 +24,15 @@ import pyarrow.parquet as pq
 import pytest
 
 from sparkify.schema import STAR, STATE, TABLES
-from sparkify.targets import lake as lake_module
-from sparkify.targets.lakestore import NULL_PARTITION
+from sparkify.targets.lake import target as lake_module
+from sparkify.targets.lake.store import NULL_PARTITION
 from tests.conftest import balanced, run_cli, run_json, star_rows
 
 COUNTS = {"songplays": 6820, "users": 97, "songs": 71, "artists": 69, "time": 6813}
 
 PAUSE_AT_COMMIT = """
 import pathlib, sys, time
-from sparkify.targets import lakestore
+from sparkify.targets.lake import store as lakestore
 flag, store = pathlib.Path(sys.argv[1]), getattr(lakestore, sys.argv[2])
 def paused(self, new, written):
     flag.write_text(new.id)
@@ -45,6 +45,10 @@ sys.exit(cli.main(sys.argv[3:]))
 
 
 def args(data: Path, target: str, *extra: str) -> tuple:
+    """A run's arguments; a plain folder is named as a lake (lake://), which a new one must be."""
+    target = str(target)
+    if "://" not in target and not target.partition("?")[0].endswith(".duckdb"):
+        target = f"lake://{target}"
     return ("--songs", data / "song_data", "--logs", data / "log_data", "--target", target, *extra)
 
 
@@ -202,16 +206,19 @@ def test_check_and_query_run_on_the_lake(loaded):
 
 
 def test_query_on_a_folder_without_a_lake_says_so(tmp_path, capsys):
-    code, _ = run_cli("query", "SELECT 1", "--target", tmp_path / "nothing-here")
-    assert code == 2
+    code, _ = run_cli("query", "SELECT 1", "--target", f"lake://{tmp_path / 'nothing-here'}")
+    assert code == 1
     assert "holds no lake yet" in error_text(capsys)
+    code, _ = run_cli("query", "SELECT 1", "--target", tmp_path / "nothing-here")
+    assert code == 2  # a bare path that is no lake is not taken for one
+    assert "lake://" in error_text(capsys)
 
 
 def test_a_folder_that_is_not_a_lake_is_refused(tmp_path, sample, capsys):
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("keep me")
-    code, _ = run_cli("run", *args(sample, tmp_path / "mine"))
-    assert code == 2
+    code, _ = run_cli("run", *args(sample, f"lake://{tmp_path / 'mine'}"))
+    assert code == 1
     assert "not a sparkify lake" in error_text(capsys)
     assert os.listdir(tmp_path / "mine") == ["notes.txt"]  # untouched
 
@@ -274,7 +281,7 @@ def test_compact_layout_partitions_songs_by_year_only(tmp_path, sample, capsys):
     assert song_file.metadata.row_group(0).column(0).compression == "ZSTD"
     assert len(read_duckdb(str(root), "songs")) == COUNTS["songs"]
     code, _ = run_cli("run", *args(sample, f"{root}?layout=hive"))
-    assert code == 2 and "needs --full-refresh" in error_text(capsys)
+    assert code == 1 and "needs --full-refresh" in error_text(capsys)
     run_json(*args(sample, f"{root}?layout=hive", "--full-refresh"))
     assert len({p.parent for p in (root / "songs").rglob("*.parquet")}) == len(song_partitions(sample))
 
@@ -295,7 +302,7 @@ def test_a_failure_mid_publish_leaves_the_previous_version(tmp_path, sample_copy
 
     monkeypatch.setattr(lake_module, "write_parquet", failing)
     code, _ = run_cli("run", *args(sample_copy, root))
-    assert code == 2 and "songplays" in calls
+    assert code == 1 and "songplays" in calls
     assert {t: read_duckdb(str(root), t) for t in COUNTS} == before
     assert sorted(p.relative_to(root) for p in (root / "_tables").glob("*/*")) == trees  # nothing left over
     monkeypatch.undo()
@@ -334,7 +341,7 @@ def test_sigkill_before_the_commit_leaves_the_previous_version(tmp_path, sample_
         assert new_trees and any(p.rglob("*.parquet") for p in new_trees)  # its files are written...
         assert {t: read_duckdb(str(root), t) for t in COUNTS} == before  # ...and no reader sees them
         code, _ = run_cli("run", *args(sample_copy, f"{root}?lock_timeout=1"))
-        assert code == 2
+        assert code == 1
         assert "locked by another sparkify run" in error_text(capsys)
     finally:
         kill(proc)

@@ -13,9 +13,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from sparkify.schema import SONGS, USERS
-from sparkify.targets.lakelayout import Layout
-from sparkify.targets.lakestore import NULL_PARTITION
-from sparkify.targets.lakewrite import hive_folder, write_parquet
+from sparkify.targets.lake.layout import Layout
+from sparkify.targets.lake.store import NULL_PARTITION
+from sparkify.targets.lake.write import hive_folder, write_parquet
 
 
 def songs(n: int, seed: int = 1) -> pa.Table:

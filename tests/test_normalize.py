@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sparkify.engines.duckdb import configure
+from sparkify.batch import configure
 from sparkify.normalize import clean_text, match_key, repair_mojibake
 from sparkify.records import SONG_FIELDS, raw_json_source, typed_sql
 

@@ -4,7 +4,8 @@ There is no Redshift here: the Redshift statements are pinned with a fake
 connection and parsed with sqlglot's redshift dialect; the staging-to-star
 SQL they share with PostgreSQL runs on the real PostgreSQL server (staging
 filled by COPY FROM STDIN from the raw files) and must equal the DuckDB
-engine row for row, on the real sample and on a noisy generated dataset.
+engine row for row, on noisy generated datasets (the real sample, its
+increments and a failed merge are cells of tests/test_contract.py).
 """
 
 from __future__ import annotations
@@ -22,14 +23,19 @@ import sqlglot
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sparkify import cli
+from sparkify import cli, pipeline, staging
+from sparkify.engines import warehouse as warehouse_engine
+from sparkify.engines.warehouse import star
+from sparkify.engines.warehouse import text as wtext
 from sparkify.normalize import clean_text, match_key, repair_mojibake, unquote
 from sparkify.records import EVENT_FIELDS, HOLDS_NUL
 from sparkify.targets import open_target
-from sparkify.targets import redshift_sql as sql
-from sparkify.targets.pushdown import PushdownPostgresTarget, Step, strip_pushdown
+from sparkify.targets.postgres import PostgresTarget
+from sparkify.targets.postgres.target import strip_pushdown
 from sparkify.targets.redshift import RedshiftTarget
-from sparkify.targets.redshift_lambda import handler
+from sparkify.targets.redshift import copy as rcopy
+from sparkify.targets.redshift import ddl as rddl
+from sparkify.targets.redshift.lambda_udf import handler
 from tests.conftest import balanced, run_cli, run_json, star_rows
 
 ROLE = "arn:aws:iam::123456789012:role/dwhRole"
@@ -78,14 +84,14 @@ def test_bad_options_are_refused_not_pasted_into_sql():
 def test_the_password_is_never_shown():
     t = RedshiftTarget.from_url(f"redshift://awsuser:s3cr3t@h:5439/dev?iam_role={ROLE}&staging=s3://abc/x", {}, env={})
     assert "s3cr3t" not in t.describe() and "***" in t.describe()
-    assert "s3cr3t" not in t._scrub(f"connection to {t.url} failed for s3cr3t")
+    assert "s3cr3t" not in t.redacted(f"connection to {t.url} failed for s3cr3t")
 
 
 # -- generated statements ---------------------------------------------------------
 
 
 def test_ddl_distribution_sort_and_informational_keys(caplog):
-    ddl = sql.redshift_ddl("dwh")
+    ddl = rddl.redshift_ddl("dwh")
     songplays = next(s for s in ddl if '"songplays" (' in s)
     assert songplays.endswith(') DISTKEY ("user_id") COMPOUND SORTKEY ("start_time")')
     assert 'PRIMARY KEY ("songplay_id")' in songplays
@@ -93,11 +99,11 @@ def test_ddl_distribution_sort_and_informational_keys(caplog):
     for small in ("artists", "songs", "users"):
         assert re.search(rf'"{small}" \(.*\) DISTSTYLE ALL SORTKEY', next(s for s in ddl if f'"{small}" (' in s), re.S)
     assert '"start_time" TIMESTAMPTZ NOT NULL' in songplays and '"location" VARCHAR(65535)' in songplays
-    _parse_redshift(ddl + sql.redshift_drop("dwh"), caplog)
+    _parse_redshift(ddl + rddl.redshift_drop("dwh"), caplog)
 
 
 def test_jsonpaths_follow_the_event_fields_and_the_original_file(sample):
-    paths = sql.jsonpaths()["jsonpaths"]
+    paths = rcopy.jsonpaths()["jsonpaths"]
     original = json.loads((sample / "log_json_path.json").read_text())["jsonpaths"]
     expected = ["$['ts']", "$['userId']", "$['sessionId']", "$['itemInSession']", "$['page']", "$['level']",
                 "$['firstName']", "$['lastName']", "$['gender']", "$['location']", "$['userAgent']",
@@ -108,8 +114,8 @@ def test_jsonpaths_follow_the_event_fields_and_the_original_file(sample):
 
 
 def test_copy_statements_are_pinned(caplog):
-    s = sql.CopySettings(ROLE, "us-west-2", "s3://abc/p/jsonpaths/staging_events.json", 500)
-    events = sql.copy_events("s3://abc/p/r1/log.manifest", s)
+    s = rcopy.CopySettings(ROLE, "us-west-2", "s3://abc/p/jsonpaths/staging_events.json", 500)
+    events = rcopy.copy_events("s3://abc/p/r1/log.manifest", s)
     assert events == (
         'COPY staging_events ("ts", "user_id", "session_id", "item_in_session", "page", "level", "first_name", '
         '"last_name", "gender", "location", "user_agent", "song", "artist", "length") '
@@ -117,18 +123,18 @@ def test_copy_statements_are_pinned(caplog):
         "'s3://abc/p/jsonpaths/staging_events.json' MANIFEST TIMEFORMAT 'epochmillisecs' BLANKSASNULL "
         "TRUNCATECOLUMNS MAXERROR 500 REGION 'us-west-2'"
     )
-    songs = sql.copy_songs("s3://abc/p/r1/song.manifest", s)
+    songs = rcopy.copy_songs("s3://abc/p/r1/song.manifest", s)
     assert "FORMAT AS JSON 'auto' MANIFEST BLANKSASNULL MAXERROR 500" in songs
     assert "TRUNCATECOLUMNS" not in songs
-    errors = sql.copy_errors("event")
+    errors = rcopy.copy_errors("event")
     assert "FROM stl_load_errors e" in errors[0] and "WHERE e.query = pg_last_copy_id()" in errors[0]
     assert "FROM stl_load_commits WHERE query = pg_last_copy_id()" in errors[1]
     _parse_redshift([events, songs, *errors], caplog)
 
 
 def test_songplay_id_is_one_small_dialect_function():
-    assert sql.REDSHIFT.songplay_id("x") == "STRTOL(LEFT(MD5(x), 15), 16)"
-    assert sql.POSTGRES.songplay_id("x") == "CAST(CAST('x' || LEFT(MD5(x), 15) AS BIT(60)) AS BIGINT)"
+    assert staging.REDSHIFT.songplay_id("x") == "STRTOL(LEFT(MD5(x), 15), 16)"
+    assert staging.POSTGRES.songplay_id("x") == "CAST(CAST('x' || LEFT(MD5(x), 15) AS BIT(60)) AS BIGINT)"
 
 
 def test_songplay_id_on_postgres_equals_the_first_15_hex_digits_of_md5(pg_url):
@@ -137,12 +143,12 @@ def test_songplay_id_on_postgres_equals_the_first_15_hex_digits_of_md5(pg_url):
     identity = "583|11|26|1542242481796"
     expected = int(hashlib.md5(identity.encode()).hexdigest()[:15], 16)
     with psycopg.connect(pg_url) as con:
-        got = con.execute(f"SELECT {sql.POSTGRES.songplay_id('%s')}", [identity]).fetchone()[0]
+        got = con.execute(f"SELECT {staging.POSTGRES.songplay_id('%s')}", [identity]).fetchone()[0]
     assert got == expected
 
 
 def test_the_whole_redshift_plan_parses_as_redshift(sample, caplog):
-    steps = _redshift().plan(str(sample / "song_data"), str(sample / "log_data"))
+    steps = pipeline.statements(_redshift(), str(sample / "song_data"), str(sample / "log_data"))
     statements = [s.sql for s in steps if not s.sql.startswith("--")]
     assert any(s.startswith("COPY staging_events") for s in statements)
     assert any(s.startswith("MERGE INTO") for s in statements)
@@ -151,8 +157,8 @@ def test_the_whole_redshift_plan_parses_as_redshift(sample, caplog):
 
 
 def test_lambda_udf_statements_name_the_function_and_role():
-    stmts = sql.text_functions(sql.REDSHIFT, "sparkify-text", ROLE)
-    assert stmts[0] == sql.repair_function()  # the repair stays in SQL, the Lambda only adds NFC and casefold
+    stmts = wtext.text_functions(staging.REDSHIFT, "sparkify-text", ROLE)
+    assert stmts[0] == wtext.repair_function()  # the repair stays in SQL, the Lambda only adds NFC and casefold
     assert stmts[1] == ("CREATE OR REPLACE EXTERNAL FUNCTION f_sparkify_clean (VARCHAR) RETURNS VARCHAR(65535) "
                         f"STABLE LAMBDA 'sparkify-text' IAM_ROLE '{ROLE}'")
 
@@ -177,7 +183,7 @@ class FakeCursor:
 
     def execute(self, text, params=None):
         self.log.append((text, params))
-        answers = {sql.ACCOUNTING: [(0, 0, 0, 0, 0, 0, 0)], sql.FILTERED: []}
+        answers = {star.ACCOUNTING: [(0, 0, 0, 0, 0, 0, 0)], star.FILTERED: []}
         self._rows = answers.get(text, [(0,)] if text.startswith("SELECT COUNT(*)") else [])
         return self
 
@@ -213,11 +219,11 @@ def test_a_run_uploads_local_files_and_copies_them_in_one_transaction(s3_bucket,
     t = _redshift(f"s3://{s3_bucket}/stage")
     t._connect_fn = lambda url, autocommit: con
     songs = sample / "song_data" / "A" / "A" / "A"
-    t.run(str(songs), str(sample / "log_data"))
+    pipeline.run(t, str(songs), str(sample / "log_data"))
     s3 = boto3.client("s3")
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket=s3_bucket)["Contents"]}
-    assert f"stage/jsonpaths/{sql.STAGING_EVENTS}.json" in keys
-    paths = json.loads(s3.get_object(Bucket=s3_bucket, Key=f"stage/jsonpaths/{sql.STAGING_EVENTS}.json")
+    assert f"stage/jsonpaths/{staging.STAGING_EVENTS}.json" in keys
+    paths = json.loads(s3.get_object(Bucket=s3_bucket, Key=f"stage/jsonpaths/{staging.STAGING_EVENTS}.json")
                        ["Body"].read())["jsonpaths"]
     assert paths[0] == "$['ts']" and len(paths) == 14
     log_manifest = next(k for k in keys if k.endswith("/log.manifest"))
@@ -233,7 +239,7 @@ def test_a_run_uploads_local_files_and_copies_them_in_one_transaction(s3_bucket,
     begins = [i for i, x in enumerate(texts) if x == "BEGIN"]
     assert begins[-1] < texts.index(copies[0]) < texts.index(next(x for x in texts if x.startswith("MERGE")))
     assert texts.index(next(x for x in texts if "_sparkify_runs" in x and x.startswith("INSERT"))) > begins[-1]
-    files = [p for text, p in con.log if text.startswith(f"INSERT INTO {sql.STAGED_FILES}")]
+    files = [p for text, p in con.log if text.startswith(f"INSERT INTO {staging.STAGED_FILES}")]
     assert {p[0] for p in files} == {str(p) for p in (sample / "log_data").rglob("*.json")} | \
         {str(p) for p in songs.rglob("*.json")}
 
@@ -246,7 +252,7 @@ def test_s3_sources_are_copied_in_place(s3_bucket, sample):
     con = FakeConnection()
     t = _redshift(f"s3://{s3_bucket}/stage")
     t._connect_fn = lambda url, autocommit: con
-    t.run(f"s3://{s3_bucket}/raw/song_data", f"s3://{s3_bucket}/raw/log_data")
+    pipeline.run(t, f"s3://{s3_bucket}/raw/song_data", f"s3://{s3_bucket}/raw/log_data")
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket=s3_bucket, Prefix="stage/")["Contents"]}
     assert not [k for k in keys if "/log/" in k or "/song/" in k]  # nothing uploaded but manifests and JSONPaths
     manifest = next(k for k in keys if k.endswith("/log.manifest"))
@@ -276,18 +282,6 @@ def _rejects(url: str, *more: str) -> list[tuple]:
         return list(rows)
     finally:
         target.close()
-
-
-def test_pushdown_on_the_sample_equals_duckdb_row_for_row(pg_url, sample, tmp_path):
-    summary = _pushdown(sample, pg_url)
-    assert summary["engine"] == "postgresql (in-warehouse)" and balanced(summary)
-    assert summary["tables"] == {"songplays": 6820, "users": 97, "songs": 71, "artists": 69, "time": 6813}
-    duck, ref = _duck(sample, tmp_path)
-    assert summary["accounting"] == ref["accounting"]
-    assert star_rows(pg_url) == star_rows(duck)
-    rerun = _pushdown(sample, pg_url)
-    assert rerun["files"]["logs"] == {"new": 0, "skipped": 30}
-    assert star_rows(pg_url) == star_rows(duck)
 
 
 def test_pushdown_on_a_noisy_dataset_equals_duckdb(pg_url, tmp_path):
@@ -320,29 +314,8 @@ def test_pushdown_increment_and_interplay_with_the_default_path(pg_url, sample_c
     assert star_rows(pg_url) == star_rows(duck)
 
 
-def test_a_failed_pushdown_writes_nothing(pg_url, sample, monkeypatch):
-    from sparkify.targets import pushdown
-
-    _pushdown(sample, pg_url)
-    before = star_rows(pg_url)
-    broken = [*sql.merge_statements(sql.Names("public"))[:-1], ("files", "SELECT 1/0")]
-    monkeypatch.setattr(pushdown.sql, "merge_statements", lambda names: broken)
-    code, _ = run_cli("run", "--songs", sample / "song_data", "--logs", sample / "log_data", "--target", pg_url,
-                      "--pushdown", "--full-refresh")
-    assert code == 2
-    assert star_rows(pg_url) == before
-
-
-class RedshiftFunctionsOnPostgres(PushdownPostgresTarget):
-    """The pushdown run with Redshift's text functions, TO_VARBYTE/FROM_VARBYTE given by PostgreSQL shims."""
-
-    def setup_steps(self) -> list[Step]:
-        return [Step("f", s) for s in redshift_functions_on_postgres()] + \
-               [Step("staging", s) for s in sql.staging_ddl()]
-
-
 def redshift_functions_on_postgres() -> list[str]:
-    return sql.postgres_shims() + sql.json_functions() + sql.text_functions(sql.REDSHIFT)
+    return wtext.postgres_shims() + wtext.json_functions() + wtext.text_functions(staging.REDSHIFT)
 
 
 def _mojibake(text: str, rounds: int) -> str:
@@ -355,7 +328,7 @@ def _without_nfc(text: str | None) -> str | None:
     """normalize.clean_text without its NFC step (Redshift SQL has none), from normalize's own parts."""
     if text is None:
         return None
-    text = unquote(repair_mojibake(text).strip(" ")).strip(" ")
+    text = unquote(repair_mojibake(text).strip()).strip()
     return text or None
 
 
@@ -397,7 +370,7 @@ def test_redshift_text_functions_on_postgres_equal_normalize(redshift_functions,
     FROM_VARBYTE(..., 'utf8') would raise here (convert_from refuses it).
     """
     rows = redshift_functions.execute(
-        f"SELECT v, {sql.clean('v')}, {sql.key(sql.clean('v'))} "
+        f"SELECT v, {wtext.clean('v')}, {wtext.key(wtext.clean('v'))} "
         "FROM unnest(CAST(%s AS VARCHAR[])) WITH ORDINALITY AS u(v, n) ORDER BY n", [values]).fetchall()
     for value, cleaned, keyed in rows:
         expected = _without_nfc(value)
@@ -413,7 +386,7 @@ def test_redshift_text_functions_on_postgres_equal_normalize(redshift_functions,
 def test_redshift_repair_examples_and_its_length_limit(redshift_functions):
     """Each round applied only when lossless, up to three; values over REPAIR_MAX_BYTES are left as they are."""
     def repair(value: str) -> str:
-        return redshift_functions.execute(f"SELECT {sql.repaired('CAST(%s AS VARCHAR)')}", [value]).fetchone()[0]
+        return redshift_functions.execute(f"SELECT {wtext.repaired('CAST(%s AS VARCHAR)')}", [value]).fetchone()[0]
 
     for rounds in range(5):
         for text in ("Beyoncé", "Motörhead ☃ 😀", "L(é*+8", "Ì8,<L|", "L:3ã|(+"):  # hex pairs read out of step
@@ -428,12 +401,12 @@ def test_redshift_repair_examples_and_its_length_limit(redshift_functions):
     for value in invalid:
         assert repair_mojibake(value) == value and repair(value) == value, value
     assert [repair(v) for v in ("\u00ed\u009f\u00bf", "\u00f4\u008f\u00bf\u00bf")] == ["\ud7ff", "\U0010ffff"]
-    longest = "x" * (sql.REPAIR_MAX_BYTES - 4) + "Ã©"
-    assert len(longest.encode()) == sql.REPAIR_MAX_BYTES and repair(longest) == longest[:-2] + "é"
+    longest = "x" * (wtext.REPAIR_MAX_BYTES - 4) + "Ã©"
+    assert len(longest.encode()) == wtext.REPAIR_MAX_BYTES and repair(longest) == longest[:-2] + "é"
     assert repair("x" + longest) == "x" + longest
 
 
-def test_redshift_text_functions_on_postgres_equal_duckdb_on_mojibake(pg_url, tmp_path):
+def test_redshift_text_functions_on_postgres_equal_duckdb_on_mojibake(pg_url, tmp_path, monkeypatch):
     """A run with the Redshift functions (shims for TO_VARBYTE/FROM_VARBYTE) on a noisy dataset whose
     accented titles and artists arrive mis-decoded once or twice: every table equals DuckDB's."""
     data = tmp_path / "accents"
@@ -441,7 +414,10 @@ def test_redshift_text_functions_on_postgres_equal_duckdb_on_mojibake(pg_url, tm
                    "--match-rate", "0.6", "--dirty", "0.05")[0] == 0
     mojibake = json.loads((data / "manifest.json").read_text())["mojibake_plays"]
     assert mojibake["song"] > 0 and mojibake["artist"] > 0
-    summary = RedshiftFunctionsOnPostgres.from_url(pg_url, {}).run(str(data / "song_data"), str(data / "log_data"))
+    # the in-warehouse run with Redshift's text functions, TO_VARBYTE/FROM_VARBYTE given by PostgreSQL shims
+    monkeypatch.setattr(warehouse_engine, "text_functions", lambda *_: redshift_functions_on_postgres())
+    summary = pipeline.run(PostgresTarget.from_url(pg_url, {"pushdown": "true"}), str(data / "song_data"),
+                           str(data / "log_data"))
     duck, ref = _duck(data, tmp_path)
     assert summary["accounting"] == ref["accounting"] and summary["accounting"]["events"]["rejected"] > 0
     got, expected = star_rows(pg_url), star_rows(duck)

@@ -20,7 +20,7 @@ import s3fs
 from sparkify import objectstore
 from sparkify.schema import TABLES
 from sparkify.sources import SourceError
-from sparkify.targets import lake as lake_module
+from sparkify.targets.lake import target as lake_module
 from tests.conftest import balanced, run_cli, run_json, star_rows
 from tests.test_lake import COUNTS, args, error_text, kill, ordered, read_duckdb, start_paused
 
@@ -190,7 +190,7 @@ def test_kill_before_the_commit_on_s3_then_the_next_run_completes(tmp_path, s3_s
         assert uncommitted and all(flag.read_text() in k for k in uncommitted if k.endswith(".parquet"))
         assert star_rows(lake) == before  # readers that follow _sparkify/CURRENT see the last commit
         code, _ = run_cli("run", *s3_args(s3_sample, f"{lake}?lock_timeout=1"))
-        assert code == 2 and "locked by another sparkify run" in error_text(capsys)
+        assert code == 1 and "locked by another sparkify run" in error_text(capsys)
     finally:
         kill(proc)
     summary = run_json(*s3_args(s3_sample, f"{lake}?lock_timeout=60"))  # takes over the expired lease
@@ -206,7 +206,7 @@ def test_kill_before_the_commit_on_s3_then_the_next_run_completes(tmp_path, s3_s
 def test_an_s3_prefix_holding_other_objects_is_refused(s3_bucket, sample, capsys):
     boto3.client("s3").put_object(Bucket=s3_bucket, Key="data/report.csv", Body=b"a,b\n")
     code, _ = run_cli("run", *args(sample, f"s3://{s3_bucket}/data"))
-    assert code == 2 and "not a sparkify lake" in error_text(capsys)
+    assert code == 1 and "not a sparkify lake" in error_text(capsys)
     assert set(keys(s3_bucket, "data/")) == {"data/report.csv"}
 
 
