@@ -1,4 +1,6 @@
-"""Bad command-line input gets one clear error line, exit code 2, no traceback, in bounded time.
+"""Bad command-line input gets one clear error line, its documented exit code, no traceback, in bounded time.
+
+Exit codes: 1 the run or command failed, 2 usage or configuration, 3 checks failed, 4 reject limit.
 
 Each case runs the real command in a child process (what a user sees), and
 a command that has not answered after BOUND seconds is killed and fails the
@@ -20,10 +22,13 @@ BOUND = 45
 """Seconds: far above any honest error path here (the slowest, a PostgreSQL connect timeout, is 10 s)."""
 
 
-def fails_clearly(args: list[object], tmp_path: Path, *words: str, **env: str) -> str:
+def fails_clearly(args: list[object], tmp_path: Path, *words: str, code: int = 1, **env: str) -> str:
+    """The command fails with exit `code` (1: it failed; 2: usage or configuration), one `error:` message
+    holding every one of `words`, and no traceback."""
     result = sparkify(*args, workdir=tmp_path, env=child_env(tmp_path / "tmp", **env), timeout=BOUND)
     assert not result.timed_out, f"no answer within {BOUND} s"
-    assert result.clear_error, result.output[-2000:]
+    assert result.code == code and "error:" in result.stderr and "Traceback" not in result.output, \
+        f"exit {result.code}: {result.output[-2000:]}"
     message = " ".join(result.stderr[result.stderr.index("error:"):].split())
     for word in words:
         assert word in message, message
@@ -46,12 +51,12 @@ def test_a_memory_limit_too_small_says_what_to_change(sample, tmp_path):
 
 
 def test_a_missing_config_file(tmp_path):
-    fails_clearly(["--config", tmp_path / "nope.toml", "check"], tmp_path, "config file not found")
+    fails_clearly(["--config", tmp_path / "nope.toml", "check"], tmp_path, "config file not found", code=2)
 
 
 def test_a_broken_config_file(tmp_path):
     (tmp_path / "bad.toml").write_text("target = [unclosed\n")
-    fails_clearly(["--config", tmp_path / "bad.toml", "check"], tmp_path, "not valid TOML")
+    fails_clearly(["--config", tmp_path / "bad.toml", "check"], tmp_path, "not valid TOML", code=2)
 
 
 def test_a_missing_duckdb_target_for_reading(tmp_path):
@@ -76,7 +81,7 @@ def test_a_malformed_url_does_not_echo_its_password(tmp_path):
 
 @pytest.mark.parametrize("url", ["ftp://host/x", "mysql://u@h/db", "http://example.com/lake"])
 def test_an_unknown_target_scheme(url, tmp_path):
-    fails_clearly(["check", "--target", url], tmp_path, "unknown target", url)
+    fails_clearly(["check", "--target", url], tmp_path, "unknown target", url, code=2)
 
 
 def test_an_unknown_engine(sample, tmp_path):

@@ -201,7 +201,7 @@ def test_report_prints_on_a_few_pages(report: Path, chromium_bin: str, tmp_path:
 
 def test_report_fails_clearly_without_a_target(tmp_path: Path):
     code, _ = run_cli("report", "--target", str(tmp_path / "missing.duckdb"), "--out", str(tmp_path / "r.html"))
-    assert code == 2
+    assert code == 1
     assert not (tmp_path / "r.html").exists()
 
 

@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 import duckdb
 import pyarrow as pa
 
+from sparkify.errors import RejectLimitExceeded
 from sparkify.normalize import clean_text, match_key
 from sparkify.records import duckdb_macros
 from sparkify.schema import LOADED_FILES, arrow_schema
@@ -189,10 +190,6 @@ def configure(con: duckdb.DuckDBPyConnection, memory_limit: str, temp_dir: str |
 
 
 # -- the reject limit ----------------------------------------------------------------
-
-
-class RejectLimitExceeded(RuntimeError):
-    """Too many rejects: the run stops before writing anything."""
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-
-class SourceError(ValueError):
-    """A source that cannot be read: the message says which and why."""
+from sparkify.errors import SourceError  # noqa: F401  (its old home: sources.py and objectstore.py raise it)
 
 
 @dataclass(frozen=True)

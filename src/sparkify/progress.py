@@ -1,4 +1,9 @@
-"""Progress on stderr while a run works, and the timings it reports at the end."""
+"""Progress on stderr while a run works, and the timings it reports at the end.
+
+Each finished stage is one line, `HH:MM:SS list: 0.12 s`: no source location
+(rich's Console.log would add `progress.py:NN`), and the same words the kill
+tests look for.
+"""
 
 from __future__ import annotations
 
@@ -28,4 +33,5 @@ class Progress:
                 yield
         self.timings[name] = round(time.perf_counter() - start, 3)
         if not self.quiet:
-            self.console.log(f"{label}: {self.timings[name]:.2f} s")
+            self.console.print(f"[dim]{time.strftime('%H:%M:%S')}[/dim] {label}: {self.timings[name]:.2f} s",
+                               highlight=False)

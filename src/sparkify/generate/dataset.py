@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from sparkify.errors import ConfigError
 from sparkify.generate import params
 from sparkify.generate.catalogue import write_catalogue
 from sparkify.generate.dirt import REJECT_EVENT_KINDS, Dirt
@@ -84,7 +85,7 @@ def generate(out: Path, options: Options) -> dict:
     started = time.perf_counter()
     for sub in ("song_data", "log_data"):
         if (out / sub).exists():
-            raise FileExistsError(f"{out / sub} exists: choose an empty --out or remove it")
+            raise ConfigError(f"{out / sub} exists: choose an empty --out or remove it")
     out.mkdir(parents=True, exist_ok=True)
     quotas = day_events(options.events, options.days)
     dirt = Dirt(options.dirty, options.seed, quotas) if options.dirty > 0 else None

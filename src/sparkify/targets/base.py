@@ -21,16 +21,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from sparkify.batch import Batch, Run, SummaryFn, WriteResult
+from sparkify.errors import TargetError  # noqa: F401  (its old home: every target raises it)
 from sparkify.schema import STAR
 
 if TYPE_CHECKING:
     import duckdb
 
     from sparkify.staging import Warehouse
-
-
-class TargetError(RuntimeError):
-    """A target that cannot be reached or used: the message is safe to print."""
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,8 @@ import pyarrow.parquet as pq
 
 from sparkify.batch import DUCKDB, SPARK, Batch, DuckDBBatch, Run, SparkBatch
 from sparkify.engines.base import Engine
+from sparkify.engines.spark.compute import compute as compute_batch
+from sparkify.engines.spark.session import session as spark_session
 from sparkify.progress import Progress
 from sparkify.schema import (
     ARTISTS,
@@ -43,7 +45,7 @@ from sparkify.schema import (
     arrow_schema,
 )
 from sparkify.schema import (
-    DUCKDB as DIALECT,
+    DUCKDB_DIALECT as DIALECT,
 )
 from sparkify.scratch import scratch_dir
 from sparkify.targets.base import DuckDBHost, Target
@@ -70,12 +72,9 @@ class SparkEngine(Engine):
 
     @contextmanager
     def compute(self, target: Target, run: Run, progress: Progress) -> Iterator[Batch]:
-        from sparkify.engines.spark.compute import compute
-        from sparkify.engines.spark.session import session
-
         conf = {k: str(v) for k, v in self.options.items() if k.startswith("spark.")}
         with progress.stage("spark"):
-            spark = session(self.options.get("master"), conf, submitted=bool(self.options.get("submitted")))
+            spark = spark_session(self.options.get("master"), conf, submitted=bool(self.options.get("submitted")))
         into_duckdb = self.host(target) == DUCKDB
         songs = [f.path for f in run.song_files] if run.listed else run.songs
         logs = [f.path for f in run.log_files] if run.listed else run.logs
@@ -88,7 +87,7 @@ class SparkEngine(Engine):
                     catalogue = spark.read.parquet(str(self._export_catalogue(target, con, staging, run)))
                 else:
                     catalogue = None
-                result = compute(spark, songs, logs, catalogue, progress)
+                result = compute_batch(spark, songs, logs, catalogue, progress)
                 if into_duckdb:
                     batch = self._into_duckdb(con, staging, run, result, progress)
                 else:

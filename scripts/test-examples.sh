@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Run the scheduling examples (examples/) in-process against the sample, each orchestrator in its
+# own venv, apart from .venv so the main suite stays lean:
+#   .venv-airflow   sparkify (editable) + Apache Airflow 3   tests/test_examples.py -k airflow
+#   .venv-dagster   sparkify (editable) + Dagster            tests/test_examples.py -k dagster
+# Versions: constraints.txt, then examples/constraints.txt for what it does not pin.
+#   scripts/test-examples.sh                  both
+#   scripts/test-examples.sh dagster          one (airflow or dagster)
+#   scripts/test-examples.sh airflow -- -x    arguments after -- go to pytest
+# Idempotent: a second call only checks that everything is in place.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+
+declare -A PACKAGE=([airflow]=apache-airflow [dagster]=dagster)
+names=()
+while [[ $# -gt 0 && $1 != -- ]]; do
+  [[ -n ${PACKAGE[$1]:-} ]] || { echo "usage: $0 [airflow|dagster]... [-- pytest args]" >&2; exit 2; }
+  names+=("$1")
+  shift
+done
+[[ ${1:-} == -- ]] && shift
+[[ ${#names[@]} -gt 0 ]] || names=(airflow dagster)
+
+status=0
+for name in "${names[@]}"; do
+  venv=.venv-$name
+  start=$SECONDS
+  [[ -x $venv/bin/python ]] || "$PYTHON" -m venv "$venv"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+    -c constraints.txt -c examples/constraints.txt -e . "${PACKAGE[$name]}" pytest 2>&1 \
+    | grep -v '^WARNING: Location' || true
+  "$venv/bin/python" -c "import sparkify, ${name}" || { status=1; continue; }
+  echo "$venv ready in $((SECONDS - start)) s"
+  TZ=UTC "$venv/bin/python" -m pytest tests/test_examples.py -m examples -k "$name" "$@" \
+    || status=$?
+done
+exit "$status"
