@@ -15,8 +15,6 @@ import unicodedata
 from collections import Counter, defaultdict
 from pathlib import Path
 
-WS = " \t\n\r\x0b\x0c"
-
 
 def _repair(text: str) -> str:
     while True:
@@ -37,9 +35,9 @@ def clean(value) -> str | None:
     text = str(value) if not isinstance(value, float) else repr(value)
     if any(ord(c) > 127 for c in text):
         text = unicodedata.normalize("NFC", _repair(text))
-    text = text.strip(WS)
+    text = text.strip()  # every character Python counts as whitespace, as the contract says
     if len(text) >= 2 and text[0] == text[-1] == '"':
-        text = text[1:-1].strip(WS)
+        text = text[1:-1].strip()
     return text or None
 
 

@@ -14,8 +14,12 @@ import unicodedata
 
 import pyarrow as pa
 
-WHITESPACE = " "
-"""What 'trimmed' strips: spaces, which every engine's plain trim agrees on (and fast)."""
+WHITESPACE = "".join(c for c in map(chr, range(0x110000)) if c.isspace())
+"""What 'trimmed' strips: every character Python's str.strip() removes (Unicode White_Space, and the
+ASCII separators U+001C-U+001F that Python counts too): spaces, tabs, line breaks, U+00A0, U+3000..."""
+
+ASCII_WHITESPACE = "".join(c for c in WHITESPACE if c < "\x80")
+"""The ASCII part of WHITESPACE: what the engines' SQL fast path trims (non-ASCII values come here)."""
 
 NON_ASCII_PATTERN = "[^\\x00-\\x7F]"
 """Regex (RE2 and Java alike) that selects the values the Python path must see."""
@@ -58,8 +62,8 @@ def clean_repaired(text: str | None) -> str | None:
     """clean_text after the repair: for a path that repairs mojibake elsewhere (Redshift SQL)."""
     if text is None:
         return None
-    text = unicodedata.normalize("NFC", text).strip(WHITESPACE)
-    text = unquote(text).strip(WHITESPACE)
+    text = unicodedata.normalize("NFC", text).strip()
+    text = unquote(text).strip()
     return text or None
 
 

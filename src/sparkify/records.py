@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from sparkify.normalize import WHITESPACE
+from sparkify.normalize import ASCII_WHITESPACE
 
 
 @dataclass(frozen=True)
@@ -72,25 +72,31 @@ def _sql_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+WHITESPACE_SQL = " || ".join(f"chr({ord(c)})" for c in ASCII_WHITESPACE)
+"""normalize.ASCII_WHITESPACE as a SQL expression (every code point is at most 32, the space)."""
+
+
 def duckdb_macros() -> list[str]:
     """Macros for the ASCII fast path of normalize.py.
 
-    Plain trim() strips spaces, which is exactly normalize.WHITESPACE. A value
-    whose byte length differs from its character length holds non-ASCII text
-    and goes to the Python definition; the common value (no surrounding space
-    or quote, not empty, ASCII) is returned after a few byte tests, and so is
-    the common wrapped value ("Mozilla/5.0 ...", quotes and nothing else).
+    sp_trim strips normalize.ASCII_WHITESPACE. A value whose byte length
+    differs from its character length holds non-ASCII text and goes to the
+    Python definition; the common value (nothing at or below the space at
+    either end, no quote, not empty, ASCII) is returned after a few byte
+    tests, and so is the common wrapped value ("Mozilla/5.0 ...", quotes and
+    nothing else); the rest goes through sp_bare, which is exact.
     """
-    assert WHITESPACE == " ", "the SQL fast path trims spaces only"
     return [
-        "CREATE OR REPLACE TEMP MACRO sp_bare(a) AS CASE WHEN length(trim(a)) >= 2 "
-        "AND starts_with(trim(a), '\"') AND ends_with(trim(a), '\"') "
-        "THEN nullif(trim(substr(trim(a), 2, length(trim(a)) - 2)), '') ELSE nullif(trim(a), '') END",
+        f"CREATE OR REPLACE TEMP MACRO sp_trim(a) AS trim(a, {WHITESPACE_SQL})",
+        "CREATE OR REPLACE TEMP MACRO sp_bare(a) AS CASE WHEN length(sp_trim(a)) >= 2 "
+        "AND starts_with(sp_trim(a), '\"') AND ends_with(sp_trim(a), '\"') "
+        "THEN nullif(sp_trim(substr(sp_trim(a), 2, length(sp_trim(a)) - 2)), '') ELSE nullif(sp_trim(a), '') END",
         "CREATE OR REPLACE TEMP MACRO sp_clean(a) AS CASE WHEN strlen(a) <> length(a) "
         "THEN sparkify_clean_text(a) "
         "WHEN starts_with(a, '\"') AND ends_with(a, '\"') AND strlen(a) >= 2 "
-        "AND NOT starts_with(a, '\" ') AND NOT ends_with(a, ' \"') THEN nullif(substr(a, 2, strlen(a) - 2), '') "
-        "WHEN a = '' OR starts_with(a, ' ') OR ends_with(a, ' ') OR starts_with(a, '\"') THEN sp_bare(a) "
+        "AND ascii(substr(a, 2, 1)) > 32 AND ascii(substr(a, strlen(a) - 1, 1)) > 32 "
+        "THEN nullif(substr(a, 2, strlen(a) - 2), '') "
+        "WHEN a = '' OR ascii(a) <= 32 OR ascii(right(a, 1)) <= 32 OR starts_with(a, '\"') THEN sp_bare(a) "
         "ELSE a END",
         "CREATE OR REPLACE TEMP MACRO sp_key(s) AS CASE WHEN strlen(s) <> length(s) "
         "THEN sparkify_match_key(s) ELSE lower(s) END",

@@ -268,7 +268,7 @@ def create_table_sql(table: Table, dialect: Dialect, schema: str | None = None, 
     return f"CREATE TABLE IF NOT EXISTS {prefix}{q(table.name)} (\n    {body}\n){tail}"
 
 
-DUCKDB = Dialect(
+DUCKDB_DIALECT = Dialect(
     "duckdb",
     {"bigint": "BIGINT", "int": "INTEGER", "double": "DOUBLE", "text": "VARCHAR", "timestamp": "TIMESTAMPTZ"},
 )

@@ -24,7 +24,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from sparkify.normalize import WHITESPACE
+from sparkify.normalize import ASCII_WHITESPACE
 from sparkify.records import HOLDS_NUL, INTEGER_PATTERN, Field
 
 CORRUPT = "_corrupt_record"
@@ -56,11 +56,11 @@ def non_ascii(col: Column) -> Column:
 
 
 def bare(col: Column) -> Column:
-    """records' sp_bare: trimmed (spaces, normalize.WHITESPACE), one pair of wrapping quotes removed, '' as NULL."""
-    assert WHITESPACE == " ", "Spark's one-argument trim strips spaces only"
-    t = F.trim(col)
+    """records' sp_bare: trimmed (normalize.ASCII_WHITESPACE), one pair of wrapping quotes removed, '' as NULL."""
+    t = F.btrim(col, F.lit(ASCII_WHITESPACE))
     wrapped = (F.length(t) >= 2) & t.startswith('"') & t.endswith('"')
-    return F.nullif(F.when(wrapped, F.trim(t.substr(F.lit(2), F.length(t) - 2))).otherwise(t), F.lit(""))
+    inner = F.btrim(t.substr(F.lit(2), F.length(t) - 2), F.lit(ASCII_WHITESPACE))
+    return F.nullif(F.when(wrapped, inner).otherwise(t), F.lit(""))
 
 
 def integer(bare_text: Column) -> Column:

@@ -8,7 +8,7 @@ repair as a SQL UDF on both, the rest in PL/pgSQL on PostgreSQL and as SQL
 
 from __future__ import annotations
 
-from sparkify.normalize import MAX_REPAIR_ROUNDS, WHITESPACE
+from sparkify.normalize import ASCII_WHITESPACE, MAX_REPAIR_ROUNDS, WHITESPACE
 from sparkify.staging import REDSHIFT, VARCHAR_MAX, SqlDialect, lit
 
 TEXT_REPAIR = "f_sparkify_repair"
@@ -18,11 +18,15 @@ TEXT_KEY = "f_sparkify_key"
 then normalize.clean_repaired / key_repaired."""
 
 
-def bare(a: str) -> str:
-    """normalize.clean_text for ASCII text: trim spaces, drop one pair of wrapping quotes, trim, '' is NULL."""
-    t = f"TRIM({a})"
+def bare(a: str, whitespace: str = ASCII_WHITESPACE) -> str:
+    """normalize.clean_text for ASCII text: trim `whitespace`, drop one pair of wrapping quotes, trim, '' is NULL.
+
+    The fast path trims normalize.ASCII_WHITESPACE; Redshift's own text function (no Unicode
+    normalisation there) trims all of normalize.WHITESPACE.
+    """
+    t = f"BTRIM({a}, {lit(whitespace)})"
     return (f"CASE WHEN LENGTH({t}) >= 2 AND LEFT({t}, 1) = '\"' AND RIGHT({t}, 1) = '\"' "
-            f"THEN NULLIF(TRIM(SUBSTRING({t}, 2, LENGTH({t}) - 2)), '') ELSE NULLIF({t}, '') END")
+            f"THEN NULLIF(BTRIM(SUBSTRING({t}, 2, LENGTH({t}) - 2), {lit(whitespace)}), '') ELSE NULLIF({t}, '') END")
 
 
 def non_ascii(a: str) -> str:
@@ -151,12 +155,12 @@ def text_functions(dialect: SqlDialect, lambda_name: str | None = None, iam_role
     Both get the repair as the Redshift SQL UDF (repair_function). After
     it, PostgreSQL has the rest of normalize.clean_text in PL/pgSQL (NFC,
     trim, unquote) and the two JSON tests Redshift has built in; Redshift
-    has SQL functions with the ASCII rules (it has no Unicode
-    normalisation), or with `lambda_name` a Lambda UDF running
+    has SQL functions that trim every whitespace character and unquote but
+    neither normalise (it has no NFC) nor case-fold beyond LOWER, or with
+    `lambda_name` a Lambda UDF running
     normalize.clean_repaired / key_repaired (targets/redshift/lambda_udf.py),
     which adds NFC and Python's casefold.
     """
-    assert WHITESPACE == " ", "TRIM() strips spaces only"
     if dialect is REDSHIFT and lambda_name:
         assert iam_role, "a Lambda UDF needs the IAM role that may invoke it"
         return [repair_function()] + [
@@ -168,18 +172,18 @@ def text_functions(dialect: SqlDialect, lambda_name: str | None = None, iam_role
         return [
             repair_function(),
             f"CREATE OR REPLACE FUNCTION {TEXT_CLEAN} (VARCHAR) RETURNS {VARCHAR_MAX} IMMUTABLE AS $$ "
-            f"SELECT {bare('$1')} $$ LANGUAGE sql",
+            f"SELECT {bare('$1', WHITESPACE)} $$ LANGUAGE sql",
             f"CREATE OR REPLACE FUNCTION {TEXT_KEY} (VARCHAR) RETURNS {VARCHAR_MAX} IMMUTABLE AS $$ "
-            f"SELECT LOWER({bare('$1')}) $$ LANGUAGE sql",
+            f"SELECT LOWER({bare('$1', WHITESPACE)}) $$ LANGUAGE sql",
         ]
     return postgres_shims() + [
         repair_function(),
         f"""CREATE OR REPLACE FUNCTION {TEXT_CLEAN} (a text) RETURNS text LANGUAGE plpgsql IMMUTABLE AS $$
 DECLARE
-    t text := btrim(normalize(a, NFC), ' ');
+    t text := btrim(normalize(a, NFC), {lit(WHITESPACE)});
 BEGIN
     IF length(t) >= 2 AND left(t, 1) = '"' AND right(t, 1) = '"' THEN
-        t := btrim(substr(t, 2, length(t) - 2), ' ');
+        t := btrim(substr(t, 2, length(t) - 2), {lit(WHITESPACE)});
     END IF;
     RETURN nullif(t, '');
 END $$""",

@@ -1,4 +1,4 @@
-"""The embedded default: a DuckDB database file (target.py), and the aside build for large batches (aside.py)."""
+"""The embedded default: a DuckDB database file (target.py)."""
 
 from sparkify.targets.duckdb.target import DuckDBTarget
 

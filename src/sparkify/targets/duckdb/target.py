@@ -2,10 +2,11 @@
 
 The engine computes inside this file's own connection, so a batch reaches
 the star without a copy; the merge runs in one DuckDB transaction, which the
-write-ahead log makes atomic against a crash or a kill. A batch of more than
-`slice_rows` plays (default 1,000,000) is built aside instead and swapped in
-(aside.py). A run holds `<file>.lock` from start to end, so a second run
-waits for it, even while the file itself is closed for the swap.
+write-ahead log makes atomic against a crash or a kill, whatever the batch's
+size: the fact-sized tables carry no index (UNKEYED), so what a transaction
+holds in memory does not grow with them. A run holds `<file>.lock` (flock)
+from start to end, so a second run waits for it, and a process that holds
+the file without that lock (a notebook, say) is told apart from a run.
 """
 
 from __future__ import annotations
@@ -13,21 +14,43 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from urllib.parse import parse_qsl
 
 import duckdb
 
 from sparkify.batch import DUCKDB, DuckDBBatch, SummaryFn, WriteResult, configure
-from sparkify.schema import ALL_TABLES, RUNS, SONG_RECORDS, STAR, STATE, Table, create_table_sql
-from sparkify.schema import DUCKDB as DIALECT
+from sparkify.schema import (
+    ALL_TABLES,
+    DUCKDB_DIALECT,
+    RUNS,
+    SONG_RECORDS,
+    SONGPLAYS,
+    STAR,
+    STATE,
+    TIME,
+    Table,
+    create_table_sql,
+)
 from sparkify.targets.base import Capabilities, DuckDBHost, Target, TargetError
-from sparkify.targets.duckdb.aside import RUN_INSERT, AsideBuild, remove_leftovers, rollback
 from sparkify.targets.sqlmerge import SqlMerge
 
 log = logging.getLogger(__name__)
+
+RUN_INSERT = "INSERT INTO {table} VALUES (?, now(), now(), ?)"
+"""The run's row in _sparkify_runs: id, started, finished, summary."""
+
+DIALECT = replace(DUCKDB_DIALECT, name="duckdb-file", enforce_foreign_keys=False)
+"""The file declares no foreign keys: DuckDB would index their columns in fact-sized tables (see UNKEYED)."""
+
+UNKEYED: tuple[Table, ...] = (SONGPLAYS, TIME)
+"""Fact-sized tables without a declared key: DuckDB holds the index of every key a transaction touches
+in memory. Their rows are added by anti-join on the key under the run's lock, and `verify` proves the
+keys and references over each run's rows before it commits; `sparkify check` proves them afterwards."""
 
 
 class DuckDBTarget(DuckDBHost, Target):
@@ -35,37 +58,35 @@ class DuckDBTarget(DuckDBHost, Target):
     capabilities = Capabilities(engines=("duckdb", "spark"), accepts=frozenset({DUCKDB}), transactions=True,
                                 enforces_constraints=True, partitions=False)
 
-    def __init__(self, path: str, memory_limit: str = "600MB", lock_timeout: float = 600.0,
-                 slice_rows: int = 1_000_000):
+    def __init__(self, path: str, memory_limit: str = "600MB", lock_timeout: float = 600.0):
         self.path = path
         self.memory_limit = memory_limit
         self.lock_timeout = lock_timeout
-        self.slice_rows = slice_rows
         self._con: duckdb.DuckDBPyConnection | None = None
 
     @classmethod
     def from_url(cls, url: str, options: dict) -> DuckDBTarget:
-        """`path.duckdb`, options from the [target] section or a query string (`?slice_rows=500`)."""
+        """`path.duckdb`, options from the [target] section or a query string (`?lock_timeout=60`)."""
         url, _, query = url.partition("?")
         options = {**options, **dict(parse_qsl(query))}
         return cls(url, memory_limit=options.get("memory_limit", "600MB"),
-                   lock_timeout=float(options.get("lock_timeout", 600)),
-                   slice_rows=int(options.get("slice_rows", 1_000_000)))
+                   lock_timeout=float(options.get("lock_timeout", 600)))
 
     def describe(self) -> str:
         return f"DuckDB file {self.path}"
 
-    def _wait(self, deadline: float, announced: list[bool], exc: Exception | None = None) -> None:
-        """One pause of the wait for another process, saying once that we wait; past the deadline, give up."""
+    def _wait(self, deadline: float, announced: list[bool], holder: str, exc: Exception | None = None) -> None:
+        """One pause of the wait for `holder`, saying once that we wait; past the deadline, give up."""
         if time.monotonic() > deadline:
-            raise TargetError(f"{self.path} is held by another process; gave up waiting") from exc
+            raise TargetError(f"{self.path} is held by {holder}; gave up waiting after {self.lock_timeout:.0f} s") \
+                from exc
         if not announced:
-            log.warning("%s is in use by another sparkify run: waiting for it to finish", self.path)
+            log.warning("%s is held by %s: waiting for it (up to %.0f s)", self.path, holder, self.lock_timeout)
             announced.append(True)
         time.sleep(0.2)
 
     def _run_lock(self) -> int:
-        """Hold `<file>.lock` (flock) for the run: the lock outlives the file's connection during a swap."""
+        """Hold `<file>.lock` (flock) for the run: it tells another run from any other process holding the file."""
         fd = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT, 0o644)
         deadline, announced = time.monotonic() + self.lock_timeout, []
         while True:
@@ -74,13 +95,13 @@ class DuckDBTarget(DuckDBHost, Target):
                 return fd
             except BlockingIOError:
                 try:
-                    self._wait(deadline, announced)
+                    self._wait(deadline, announced, "another sparkify run")
                 except BaseException:
                     os.close(fd)
                     raise
 
     def _connect(self, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-        """Open the file, waiting (and saying so) while another process holds it."""
+        """Open the file, waiting (and saying who holds it) while another process has it open."""
         if read_only and not os.path.exists(self.path):
             raise TargetError(f"{self.path} does not exist: run `sparkify run` first")
         deadline, announced = time.monotonic() + self.lock_timeout, []
@@ -91,7 +112,7 @@ class DuckDBTarget(DuckDBHost, Target):
             except duckdb.IOException as exc:
                 if "lock" not in str(exc).lower():
                     raise TargetError(f"cannot open {self.path}: {exc}") from exc
-                self._wait(deadline, announced, exc)
+                self._wait(deadline, announced, _holder(str(exc)), exc)
         temp_dir = f"{self.path}.tmp"
         configure(con, self.memory_limit, None if read_only else temp_dir)
         return con
@@ -102,14 +123,12 @@ class DuckDBTarget(DuckDBHost, Target):
         os.makedirs(parent, exist_ok=True)
         lock = self._run_lock()
         try:
-            remove_leftovers(self.path)
             self._con = self._connect()
             try:
                 self._create(self._con)
                 yield
             finally:
-                if self._con is not None:  # None when a swap failed after closing it
-                    self._con.close()
+                self._con.close()
                 self._con = None
         finally:
             os.close(lock)
@@ -120,7 +139,7 @@ class DuckDBTarget(DuckDBHost, Target):
 
     def _create(self, con: duckdb.DuckDBPyConnection) -> None:
         for table in STAR + STATE:
-            con.execute(create_table_sql(table, DIALECT))
+            con.execute(create_table_sql(table, DIALECT, keys=table not in UNKEYED))
 
     def _drop(self, con: duckdb.DuckDBPyConnection) -> None:
         for table in reversed(ALL_TABLES):
@@ -136,8 +155,6 @@ class DuckDBTarget(DuckDBHost, Target):
 
     def write(self, batch: DuckDBBatch, full_refresh: bool, summary: SummaryFn) -> WriteResult:
         con = self.engine_connection()
-        if batch.count("b_songplays") > self.slice_rows:
-            return self._write_aside(batch, full_refresh, summary)
         merge = SqlMerge(DIALECT.quote, self._table, lambda name: name)
         con.execute("BEGIN TRANSACTION")
         try:
@@ -149,6 +166,7 @@ class DuckDBTarget(DuckDBHost, Target):
                 count = con.execute(sql).fetchall()[0]
                 if purpose == "songplays":
                     inserted = count[0]
+            verify(con, self._table)
             result = WriteResult(inserted)
             con.execute(RUN_INSERT.format(table=self._table(RUNS)), [batch.run_id, summary(result)])
             con.execute("COMMIT")
@@ -156,16 +174,6 @@ class DuckDBTarget(DuckDBHost, Target):
             rollback(con)
             raise
         return result
-
-    def _write_aside(self, batch: DuckDBBatch, full_refresh: bool, summary: SummaryFn) -> WriteResult:
-        """Build the next version aside in slices, then swap it in (closing the file meanwhile)."""
-        aside = AsideBuild(self.engine_connection(), self.path, DIALECT, self.slice_rows, self._create)
-        inserted = aside.build(full_refresh, lambda n: [batch.run_id, summary(WriteResult(n))])
-        self._con.close()
-        self._con = None
-        aside.swap()
-        self._con = self._connect()
-        return WriteResult(inserted)
 
     def _table(self, table: Table) -> str:
         return f"main.{DIALECT.quote(table.name)}"
@@ -196,3 +204,43 @@ class DuckDBTarget(DuckDBHost, Target):
                     con.close()
 
         return columns, rows()
+
+
+def verify(con: duckdb.DuckDBPyConnection, table: Callable[[Table], str]) -> None:
+    """Prove, before the run commits, what the file's missing keys would have enforced, over the batch's rows:
+    the keys of the unkeyed tables are unique, and every reference the batch made resolves."""
+    problems = []
+    for t in UNKEYED:
+        key = ", ".join(DIALECT.quote(c) for c in t.primary_key)
+        problems.append((f"{t.name}: {key} is not unique", f"""
+            SELECT count(*) FROM (SELECT {key} FROM {table(t)}
+            WHERE ({key}) IN (SELECT {key} FROM b_{t.name}) GROUP BY ALL HAVING count(*) > 1)"""))
+    for t in STAR:
+        for fk in t.foreign_keys:
+            (col,), (ref,) = fk.columns, fk.ref_columns
+            target = next(x for x in STAR if x.name == fk.table)
+            col, ref = DIALECT.quote(col), DIALECT.quote(ref)
+            problems.append((f"{t.name}.{fk.columns[0]} refers to a missing {fk.table} row", f"""
+                SELECT count(*) FROM b_{t.name} b WHERE b.{col} IS NOT NULL
+                AND NOT EXISTS (SELECT 1 FROM {table(target)} r WHERE r.{ref} = b.{col})"""))
+    failed = [f"{what} ({n:,} rows)" for what, sql in problems for n in [con.execute(sql).fetchall()[0][0]] if n]
+    if failed:
+        raise TargetError("the run would break the star's keys, nothing was written: " + "; ".join(failed))
+
+
+_LOCK_HOLDER = re.compile(r"Conflicting lock is held in (.+?) \(PID (\d+)\)")
+
+
+def _holder(message: str) -> str:
+    """Who holds the file, from DuckDB's lock error: a process that is not a sparkify run (that one holds
+    <file>.lock, which this run already has), such as a notebook or a BI tool with the file open."""
+    found = _LOCK_HOLDER.search(message)
+    return f"another process ({found.group(1)}, PID {found.group(2)})" if found else "another process"
+
+
+def rollback(con: duckdb.DuckDBPyConnection) -> None:
+    """Roll back after a failure; a commit that failed has ended the transaction already."""
+    try:
+        con.execute("ROLLBACK")
+    except duckdb.TransactionException:
+        pass

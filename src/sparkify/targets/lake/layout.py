@@ -18,8 +18,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from sparkify.schema import DUCKDB as DUCKDB_DIALECT
-from sparkify.schema import REJECTS, SONGS, Dialect, Table, arrow_schema
+from sparkify.schema import DUCKDB_DIALECT, REJECTS, SONGS, Dialect, Table, arrow_schema
 from sparkify.targets.lake.store import FileEntry
 
 DIALECT = Dialect("duckdb-lake", DUCKDB_DIALECT.types, enforce_foreign_keys=False)

@@ -46,6 +46,7 @@ from sparkify.config import DEFAULTS
 from sparkify.schema import (
     ALL_TABLES,
     ARTISTS,
+    DUCKDB_DIALECT,
     LOADED_FILES,
     REJECTS,
     RUNS,
@@ -61,7 +62,6 @@ from sparkify.schema import (
     arrow_schema,
     create_table_sql,
 )
-from sparkify.schema import DUCKDB as DUCKDB_DIALECT
 from sparkify.scratch import scratch_dir
 from sparkify.staging import POSTGRES, Names, Warehouse
 from sparkify.targets.base import Capabilities, DuckDBHost, Statements, Step, Target, TargetError, WarehouseHost
