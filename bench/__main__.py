@@ -15,8 +15,8 @@ import json
 import logging
 import os
 import shutil
+import subprocess
 import sys
-import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -24,7 +24,8 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from bench import datasets, measure, report
-from bench.scenarios import DEFAULT, Scenario, by_name
+from bench.pgscratch import scratch_database
+from bench.scenarios import DEFAULT, PEERS_PYTHON, Scenario, by_name
 
 log = logging.getLogger("bench")
 console = Console(stderr=True)
@@ -45,6 +46,8 @@ def missing(scenario: Scenario) -> list[str]:
             lacking.append(f"module {name}")
         elif kind == "cmd" and not shutil.which(name):
             lacking.append(f"command {name}")
+        elif kind == "peers" and not _peers_importable(name):
+            lacking.append(f"module {name} in {PEERS_PYTHON} (scripts/bench-peers.sh)")
     return lacking
 
 
@@ -55,20 +58,12 @@ def _importable(module: str) -> bool:
         return False
 
 
-@contextmanager
-def fresh_database():
-    """An empty database on the PostgreSQL server, dropped afterwards."""
-    import psycopg
-
-    server = os.environ["SPARKIFY_TEST_PG_URL"]
-    name = "bench_" + uuid.uuid4().hex[:10]
-    with psycopg.connect(server, autocommit=True) as con:
-        con.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield server.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with psycopg.connect(server, autocommit=True) as con:
-            con.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+def _peers_importable(module: str) -> bool:
+    """Whether the peers' interpreter ({peers_python}) exists and can import `module`."""
+    if not PEERS_PYTHON.exists():
+        return False
+    probe = f"import importlib.util, sys; sys.exit(importlib.util.find_spec({module!r}) is None)"
+    return subprocess.run([str(PEERS_PYTHON), "-c", probe], check=False, capture_output=True).returncode == 0
 
 
 @contextmanager
@@ -78,7 +73,7 @@ def workspace(scenario: Scenario, needs_pg: bool):
     work.mkdir(parents=True)
     try:
         if needs_pg:
-            with fresh_database() as url:
+            with scratch_database(os.environ["SPARKIFY_TEST_PG_URL"]) as url:
                 yield work, url
         else:
             yield work, ""
@@ -105,7 +100,7 @@ def run_scenario(scenario: Scenario, data: datasets.Dataset, timeout: float) -> 
     env = dict(os.environ, TZ="UTC", SPARK_LOCAL_IP="127.0.0.1", PYTHONPATH=str(datasets.REPO))
     with workspace(scenario, needs_pg) as (work, pg_url):
         values = {"python": sys.executable, "songs": data.song_data, "logs": data.log_data, "work": work,
-                  "pg_url": pg_url}
+                  "pg_url": pg_url, "peers_python": PEERS_PYTHON}
         argv = [part.format(**values) for part in scenario.argv]
         m = measure.run(argv, env=env, timeout=timeout, cwd=str(datasets.REPO))
     result |= {"wall_s": m.wall_s, "cpu_s": m.cpu_s, "peak_rss_mb": m.peak_rss_mb}
