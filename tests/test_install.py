@@ -65,6 +65,10 @@ def test_base_install_runs_the_sample_and_checks(base_venv: Path, sample: Path, 
     assert summary["tables"]["songplays"] == 6820
     check = _sh(sparkify, "check", "--target", target, cwd=tmp_path)
     assert check.returncode == 0, check.stdout + check.stderr
+    query = _sh(sparkify, "query", "SELECT min(start_time) AS first FROM songplays", "--target", target,
+                "--format", "csv", cwd=tmp_path)  # a TIMESTAMPTZ back as a Python value: DuckDB needs pytz
+    assert query.returncode == 0 and query.stdout.splitlines() == ["first", "2018-11-01 21:01:46.796000+00:00"], \
+        query.stdout + query.stderr
 
 
 def test_base_install_has_no_optional_library(base_venv: Path) -> None:
