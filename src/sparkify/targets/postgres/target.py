@@ -374,29 +374,34 @@ class PostgresTarget(DuckDBHost, WarehouseHost, Statements, Target):
         return self._write_from_duckdb(batch, full_refresh, summary)
 
     def _write_from_duckdb(self, batch: DuckDBBatch, full_refresh: bool, summary: SummaryFn) -> WriteResult:
+        self._limit_for_write(batch.con)
+        with self._transaction() as cur:
+            if full_refresh:
+                self._drop(cur)
+                self._create_tables(cur)
+            if full_refresh or self._empty(cur):
+                inserted = self._bulk_load(cur, batch, fresh=full_refresh)
+            else:
+                inserted = self._merge(cur, batch)
+            result = WriteResult(inserted)
+            cur.execute(
+                f"INSERT INTO {self.table(RUNS)} (run_id, started_at, finished_at, summary) "
+                "VALUES (%s, %s, clock_timestamp(), %s)",
+                [batch.run_id, self._started, summary(result)],
+            )
+        return result
+
+    @contextmanager
+    def _transaction(self) -> Iterator[psycopg.Cursor]:
+        """The run's transaction on its locked connection; a failure rolls all of it back, said plainly."""
         con = self._con
         assert con is not None, "use within session()"
-        self._limit_for_write(batch.con)
         try:
             with con.transaction():
-                cur = con.cursor()
-                if full_refresh:
-                    self._drop(cur)
-                    self._create_tables(cur)
-                if full_refresh or self._empty(cur):
-                    inserted = self._bulk_load(cur, batch, fresh=full_refresh)
-                else:
-                    inserted = self._merge(cur, batch)
-                result = WriteResult(inserted)
-                cur.execute(
-                    f"INSERT INTO {self.table(RUNS)} (run_id, started_at, finished_at, summary) "
-                    "VALUES (%s, %s, clock_timestamp(), %s)",
-                    [batch.run_id, self._started, summary(result)],
-                )
+                yield con.cursor()
         except psycopg.Error as exc:
             raise TargetError(f"loading into {self.describe()} failed, nothing was written: "
                               f"{self.redacted(exc)}") from None
-        return result
 
     def _limit_for_write(self, duck: duckdb.DuckDBPyConnection) -> None:
         """Shrink DuckDB's buffer pool to WRITE_MEMORY_LIMIT: what it holds beyond goes to its spill files."""
@@ -526,18 +531,11 @@ class PostgresTarget(DuckDBHost, WarehouseHost, Statements, Target):
 
     @contextmanager
     def run_transaction(self, full_refresh: bool) -> Iterator[psycopg.Cursor]:
-        con = self._con
-        assert con is not None, "use within session()"
-        try:
-            with con.transaction():
-                cur = con.cursor()
-                if full_refresh:
-                    self._drop(cur)
-                    self._ensure(con)
-                yield cur
-        except psycopg.Error as exc:
-            raise TargetError(f"loading into {self.describe()} failed, nothing was written: "
-                              f"{self.redacted(exc)}") from None
+        with self._transaction() as cur:
+            if full_refresh:
+                self._drop(cur)
+                self._ensure(self._con)
+            yield cur
 
     def prepare_staging(self, run: Run) -> tuple[stage.Staged, stage.Staged]:
         """The raw files parsed as Redshift's COPY JSON would parse them, before the transaction opens."""
