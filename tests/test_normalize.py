@@ -74,6 +74,11 @@ def test_sql_fast_path_equals_python_on_ascii(con, text):
     assert sql_path(con, text) == (clean_text(text), match_key(text))
 
 
+@pytest.mark.parametrize("text", ["\xa0", " \u3000 ", "\u2003\xa0\u2003", '"\xa0"'])
+def test_unicode_whitespace_alone_is_unknown_in_sql(con, text):
+    assert sql_path(con, text) == (None, None)
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.text(max_size=20))
 def test_sql_equals_python_on_any_text(con, text):

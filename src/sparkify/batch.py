@@ -172,6 +172,8 @@ def configure(con: duckdb.DuckDBPyConnection, memory_limit: str, temp_dir: str |
 
     The UDFs are plain per-value Python functions: the SQL calls them only on
     the rare non-ASCII values (see normalize.py), so they never see the bulk.
+    Their null handling is 'special' because a value of Unicode whitespace
+    alone cleans to NULL (unknown), which DuckDB's default handling refuses.
     """
     con.execute("SET TimeZone = 'UTC'")
     con.execute("SET enable_progress_bar = false")  # our own progress goes to stderr
@@ -182,7 +184,7 @@ def configure(con: duckdb.DuckDBPyConnection, memory_limit: str, temp_dir: str |
     for name, fn in (("sparkify_clean_text", clean_text), ("sparkify_match_key", match_key)):
         try:
             con.create_function(name, fn, [duckdb.sqltype("VARCHAR")], duckdb.sqltype("VARCHAR"),
-                                type="native", side_effects=False)
+                                type="native", null_handling="special", side_effects=False)
         except duckdb.CatalogException:
             pass  # already registered on this database instance
     for macro in duckdb_macros():
