@@ -36,9 +36,12 @@ BATCH_TABLES = (
     "b_users",
     "b_time",
     "b_songplays",
+    "b_play_keys",
     "b_rejects",
 )
-"""The tables every engine computes. `b_users` also carries the tie-break columns of `_sparkify_user_latest`."""
+"""The tables every engine computes. `b_users` also carries the tie-break columns of `_sparkify_user_latest`;
+`b_song_records` holds the records that win over the stored ones (new song_ids, or a smaller file and line);
+`b_play_keys` the match key of every play in `b_songplays`."""
 
 FILES_TABLE = "b_files"
 """The files a run read, with their record counts: the ledger's new rows (schema.LOADED_FILES)."""

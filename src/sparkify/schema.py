@@ -178,10 +178,29 @@ SONG_RECORDS = Table(
         "duration double not-null",
         "title_key text not-null",
         "artist_key text not-null",
+        "source_file text not-null",
+        "line bigint not-null",
     ),
     primary_key=("song_id",),
     internal=True,
-    doc="The catalogue as loaded (one record per song_id) with its match keys.",
+    doc="The catalogue as loaded (one record per song_id: the one of the smallest file and line seen so far) "
+        "with its match keys.",
+)
+
+PLAY_KEYS = Table(
+    "_sparkify_play_keys",
+    _cols(
+        "songplay_id bigint not-null",
+        "start_time timestamp not-null",
+        "title_key text",
+        "artist_key text",
+        "length double",
+    ),
+    primary_key=("songplay_id",),
+    indexes=(("title_key", "artist_key"),),
+    internal=True,
+    doc="Each song play's match key as played (song, artist, length): a song that arrives later is "
+        "matched to the plays it fits, and a redelivered event is compared with the copy stored.",
 )
 
 USER_LATEST = Table(
@@ -191,10 +210,15 @@ USER_LATEST = Table(
         "ts bigint not-null",
         "session_id bigint",
         "item_in_session bigint",
+        "tie_first_name text not-null",
+        "tie_last_name text not-null",
+        "tie_gender text not-null",
+        "tie_level text not-null",
     ),
     primary_key=("user_id",),
     internal=True,
-    doc="Each user's latest event key, so a later run moves level only forward.",
+    doc="Each user's latest event key and, for events of one instant, the text as read that breaks the tie "
+        "(NULL as ''), so a later run moves a user only forward, whatever order the files arrive in.",
 )
 
 RUNS = Table(
@@ -213,7 +237,7 @@ RUNS = Table(
 STAR: tuple[Table, ...] = (ARTISTS, SONGS, USERS, TIME, SONGPLAYS)
 """The five tables, in an order where every table comes after those it refers to."""
 
-STATE: tuple[Table, ...] = (REJECTS, LOADED_FILES, SONG_RECORDS, USER_LATEST, RUNS)
+STATE: tuple[Table, ...] = (REJECTS, LOADED_FILES, SONG_RECORDS, PLAY_KEYS, USER_LATEST, RUNS)
 ALL_TABLES: tuple[Table, ...] = STAR + STATE
 TABLES: dict[str, Table] = {t.name: t for t in ALL_TABLES}
 

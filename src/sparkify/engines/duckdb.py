@@ -30,7 +30,7 @@ from sparkify.records import (
     read_json_columns,
     typed_sql,
 )
-from sparkify.schema import REJECTS, arrow_schema
+from sparkify.schema import REJECTS, SONG_RECORDS, arrow_schema
 from sparkify.targets.base import DuckDBHost
 
 log = logging.getLogger(__name__)
@@ -112,22 +112,29 @@ class DuckDBEngine(Engine):
             f"{f.name} := {'nullif(' + f.name + ', 0)' if f.name == 'year' else f.name}"
             for f in SONG_FIELDS if f.name != "song_id"
         )
+        stored = f"(SELECT song_id, source_file, line FROM {self.catalogue})"
         self._sql(f"""
             CREATE OR REPLACE TEMP TABLE b_song_records AS
             SELECT song_id, r.title, r.artist_id, r.artist_name, r.artist_location,
                    r.artist_latitude, r.artist_longitude, r.year::INTEGER AS year, r.duration,
-                   sp_key(r.title) AS title_key, sp_key(r.artist_name) AS artist_key
+                   sp_key(r.title) AS title_key, sp_key(r.artist_name) AS artist_key,
+                   r.source_file, r.line, s.song_id IS NULL AS new_song
             FROM (
-                SELECT song_id, arg_min(struct_pack({record}), struct_pack(f := source_file, l := line)) AS r
+                SELECT song_id, arg_min(struct_pack({record}, source_file := source_file, line := line),
+                                        struct_pack(f := source_file, l := line)) AS r
                 FROM song_parsed WHERE error IS NULL GROUP BY song_id
-            )
-            WHERE song_id NOT IN (SELECT song_id FROM {self.catalogue})
+            ) LEFT JOIN {stored} s USING (song_id)
+            WHERE s.song_id IS NULL OR (r.source_file, r.line) <= (s.source_file, s.line)
         """)
         self._sql(f"""
+            CREATE OR REPLACE TEMP TABLE replaced_artists AS
+            SELECT DISTINCT artist_id FROM {self.catalogue} SEMI JOIN b_song_records USING (song_id)
+        """)
+        columns = ", ".join(c for c in SONG_RECORDS.column_names)
+        self._sql(f"""
             CREATE OR REPLACE TEMP VIEW catalogue AS
-            SELECT song_id, title, artist_id, artist_name, artist_location, artist_latitude,
-                   artist_longitude, year, duration, title_key, artist_key FROM {self.catalogue}
-            UNION ALL SELECT * FROM b_song_records
+            SELECT {columns} FROM {self.catalogue} ANTI JOIN b_song_records USING (song_id)
+            UNION ALL SELECT {columns} FROM b_song_records
         """)
         self._sql("CREATE OR REPLACE TEMP TABLE b_songs AS "
                   "SELECT song_id, title, artist_id, year, duration FROM b_song_records")
@@ -136,9 +143,11 @@ class DuckDBEngine(Engine):
             SELECT count(*), count(*) FILTER (WHERE error IS NULL) FROM song_parsed
         """).fetchall()[0]
         rejected_undecodable = sum(1 for r in self._rejects if r["kind"] == "song" and r["reason"] == rawlines.UNDECODABLE)
+        new_songs = self.con.execute("SELECT count(*) FROM b_song_records WHERE new_song").fetchall()[0][0]
+        self._sql("ALTER TABLE b_song_records DROP COLUMN new_song")
         batch.songs = {
             "read": counts[0] + rejected_undecodable,
-            "loaded": batch.count("b_songs"),
+            "loaded": new_songs,
             "rejected": counts[0] - counts[1] + rejected_undecodable,
         }
         batch.songs["duplicate"] = counts[1] - batch.songs["loaded"]
@@ -159,11 +168,13 @@ class DuckDBEngine(Engine):
             self.con.executemany("INSERT INTO song_raw VALUES (?, ?, ?)", rows)
 
     def _artists(self) -> None:
-        """Each artist's most frequent non-NULL value per field (ties: the smallest), over all its songs."""
+        """Each artist's most frequent non-NULL value per field (ties: the smallest), over all its songs,
+        for the artists of the run's records and those whose record a run's record replaced."""
         fields = {"name": "artist_name", "location": "artist_location",
                   "latitude": "artist_latitude", "longitude": "artist_longitude"}
         ctes = [
-            "touched AS (SELECT * FROM catalogue WHERE artist_id IN (SELECT artist_id FROM b_song_records))"
+            "touched AS (SELECT * FROM catalogue WHERE artist_id IN "
+            "(SELECT artist_id FROM b_song_records UNION SELECT artist_id FROM replaced_artists))"
         ]
         for out, src in fields.items():
             ctes.append(f"""{out} AS (
@@ -324,14 +335,16 @@ class DuckDBEngine(Engine):
 
     def _star(self, batch: DuckDBBatch) -> None:
         """Song plays, time, users from ev. Text is cleaned here, after the rows are chosen:
-        far fewer values than events. Ties are broken on the text as read. Duplicate
-        events are rare, so only their identities go through the (costly) aggregate."""
+        far fewer values than events. Duplicate events are rare, so only their identities go
+        through the (costly) aggregate, which keeps the copy with the smallest stored values
+        (level, location, user agent as cleaned, then the song's match key and length): the
+        rule a later run applies against the stored copy too (targets/sqlmerge.py)."""
         play = "level, location, user_agent, song, artist, length"
         identity = "session_id, item_in_session, user_id, ts"
         songplay_id = f"('0x' || md5(concat_ws('|', {identity}))[1:15])::BIGINT AS songplay_id"
-        tie = ", ".join(
-            f"{c} := coalesce({c}, {'-1' if c == 'length' else chr(39) * 2})" for c in play.split(", ")
-        )
+        tie = ", ".join(f"{c} := coalesce({e}, '')" for c, e in (
+            ("level", "sp_clean(level)"), ("location", "sp_clean(location)"), ("user_agent", "sp_clean(user_agent)"),
+            ("title_key", "sp_key(sp_clean(song))"), ("artist_key", "sp_key(sp_clean(artist))")))
         self._sql(f"""
             CREATE OR REPLACE TEMP TABLE dup_plays AS
             SELECT {identity} FROM ev WHERE err IS NULL AND is_play GROUP BY ALL HAVING count(*) > 1
@@ -345,21 +358,21 @@ class DuckDBEngine(Engine):
             FROM (
                 SELECT {identity},
                        arg_min(struct_pack({', '.join(c + ' := ' + c for c in play.split(', '))}),
-                               struct_pack({tie})) AS r
+                               struct_pack({tie}, length := coalesce(length, -1))) AS r
                 FROM ev SEMI JOIN dup_plays USING ({identity}) WHERE err IS NULL AND is_play
                 GROUP BY ALL
             )
         """)
         self._sql("""
-            CREATE OR REPLACE TEMP TABLE play_keys AS
+            CREATE OR REPLACE TEMP TABLE play_text_keys AS
             SELECT song, artist, sp_key(sp_clean(song)) AS title_key, sp_key(sp_clean(artist)) AS artist_key
-            FROM (SELECT DISTINCT song, artist FROM plays WHERE song IS NOT NULL AND artist IS NOT NULL)
+            FROM (SELECT DISTINCT song, artist FROM plays WHERE song IS NOT NULL OR artist IS NOT NULL)
         """)
         self._sql("""
             CREATE OR REPLACE TEMP TABLE play_match AS
             SELECT p.song, p.artist, p.length, min(c.song_id) AS song_id
             FROM (SELECT DISTINCT song, artist, length FROM plays WHERE length IS NOT NULL) p
-            JOIN play_keys k USING (song, artist)
+            JOIN play_text_keys k USING (song, artist)
             JOIN catalogue c ON c.title_key = k.title_key AND c.artist_key = k.artist_key
                             AND abs(c.duration - p.length) < 0.001
             GROUP BY ALL
@@ -374,6 +387,12 @@ class DuckDBEngine(Engine):
             LEFT JOIN catalogue c ON c.song_id = m.song_id
         """)
         self._sql("""
+            CREATE OR REPLACE TEMP TABLE b_play_keys AS
+            SELECT p.songplay_id, epoch_ms(p.ts)::TIMESTAMPTZ AS start_time, k.title_key, k.artist_key, p.length
+            FROM plays p LEFT JOIN play_text_keys k ON k.song IS NOT DISTINCT FROM p.song
+                                                    AND k.artist IS NOT DISTINCT FROM p.artist
+        """)
+        self._sql("""
             CREATE OR REPLACE TEMP TABLE b_time AS
             SELECT start_time, hour(t)::INTEGER AS hour, day(t)::INTEGER AS day, week(t)::INTEGER AS week,
                    month(t)::INTEGER AS month, year(t)::INTEGER AS year, isodow(t)::INTEGER AS weekday
@@ -384,7 +403,8 @@ class DuckDBEngine(Engine):
         self._sql(f"""
             CREATE OR REPLACE TEMP TABLE b_users AS
             SELECT user_id, sp_clean(r.first_name) AS first_name, sp_clean(r.last_name) AS last_name,
-                   sp_clean(r.gender) AS gender, sp_clean(r.level) AS level, r.ts, r.session_id, r.item_in_session
+                   sp_clean(r.gender) AS gender, sp_clean(r.level) AS level, r.ts, r.session_id, r.item_in_session,
+                   {', '.join(f"coalesce(r.{c}, '') AS tie_{c}" for c in who.split(', '))}
             FROM (
                 SELECT user_id, arg_max(
                     struct_pack({', '.join(f'{c} := {c}' for c in (*who.split(', '), *key))}),

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from sparkify.batch import Batch, Run, SummaryFn, WriteResult
 from sparkify.errors import TargetError  # noqa: F401  (its old home: every target raises it)
-from sparkify.schema import STAR
+from sparkify.schema import STAR, TABLES
 
 if TYPE_CHECKING:
     import duckdb
@@ -144,3 +144,13 @@ class Statements(abc.ABC):
     @abc.abstractmethod
     def write_plan(self, host: str) -> list[Step]:
         """The statements that store a batch computed on `host`."""
+
+
+def outdated_state(where: str, columns: dict[str, list[str]]) -> None:
+    """Refuse an increment into state an earlier sparkify wrote (`columns`: what each of its state tables
+    has): its stored plays lack the keys a late song is matched by, so only a rebuild can equal one."""
+    missing = sorted(f"{name}.{c}" for name, have in columns.items() if have
+                     for c in TABLES[name].column_names if c not in have)
+    if missing:
+        raise TargetError(f"{where} was written by an earlier sparkify (it lacks {', '.join(missing)}): "
+                          "run once with --full-refresh to rebuild it")

@@ -27,16 +27,18 @@ from sparkify.batch import DUCKDB, DuckDBBatch, SummaryFn, WriteResult, configur
 from sparkify.schema import (
     ALL_TABLES,
     DUCKDB_DIALECT,
+    PLAY_KEYS,
     RUNS,
     SONG_RECORDS,
     SONGPLAYS,
     STAR,
     STATE,
     TIME,
+    USER_LATEST,
     Table,
     create_table_sql,
 )
-from sparkify.targets.base import Capabilities, DuckDBHost, Target, TargetError
+from sparkify.targets.base import Capabilities, DuckDBHost, Target, TargetError, outdated_state
 from sparkify.targets.sqlmerge import SqlMerge
 
 log = logging.getLogger(__name__)
@@ -47,10 +49,11 @@ RUN_INSERT = "INSERT INTO {table} VALUES (?, now(), now(), ?)"
 DIALECT = replace(DUCKDB_DIALECT, name="duckdb-file", enforce_foreign_keys=False)
 """The file declares no foreign keys: DuckDB would index their columns in fact-sized tables (see UNKEYED)."""
 
-UNKEYED: tuple[Table, ...] = (SONGPLAYS, TIME)
-"""Fact-sized tables without a declared key: DuckDB holds the index of every key a transaction touches
-in memory. Their rows are added by anti-join on the key under the run's lock, and `verify` proves the
-keys and references over each run's rows before it commits; `sparkify check` proves them afterwards."""
+UNKEYED: dict[Table, str] = {SONGPLAYS: "b_songplays", TIME: "b_time", PLAY_KEYS: "b_play_keys"}
+"""Fact-sized tables without a declared key (and the batch table their rows come from): DuckDB holds the
+index of every key a transaction touches in memory. Their rows are added by anti-join on the key under the
+run's lock, and `verify` proves the keys and references over each run's rows before it commits;
+`sparkify check` proves them afterwards."""
 
 
 class DuckDBTarget(DuckDBHost, Target):
@@ -146,7 +149,12 @@ class DuckDBTarget(DuckDBHost, Target):
             con.execute(f"DROP TABLE IF EXISTS {DIALECT.quote(table.name)}")
 
     def ledger(self) -> dict[str, tuple[int, str]]:
-        rows = self.engine_connection().execute("SELECT path, size, modified FROM _sparkify_files").fetchall()
+        con = self.engine_connection()
+        outdated_state(self.path, {t: [r[0] for r in con.execute(
+            "SELECT column_name FROM duckdb_columns() WHERE database_name = current_database() "
+            "AND schema_name = 'main' AND table_name = ?", [t]).fetchall()]
+            for t in (SONG_RECORDS.name, USER_LATEST.name)})
+        rows = con.execute("SELECT path, size, modified FROM _sparkify_files").fetchall()
         return {path: (size, modified) for path, size, modified in rows}
 
     def catalogue_relation(self, con: duckdb.DuckDBPyConnection, full_refresh: bool) -> str:
@@ -163,9 +171,9 @@ class DuckDBTarget(DuckDBHost, Target):
                 self._create(con)
             inserted = 0
             for purpose, sql in merge.statements():
-                count = con.execute(sql).fetchall()[0]
+                rows = con.execute(sql).fetchall()
                 if purpose == "songplays":
-                    inserted = count[0]
+                    inserted = rows[0][0]
             verify(con, self._table)
             result = WriteResult(inserted)
             con.execute(RUN_INSERT.format(table=self._table(RUNS)), [batch.run_id, summary(result)])
@@ -210,11 +218,11 @@ def verify(con: duckdb.DuckDBPyConnection, table: Callable[[Table], str]) -> Non
     """Prove, before the run commits, what the file's missing keys would have enforced, over the batch's rows:
     the keys of the unkeyed tables are unique, and every reference the batch made resolves."""
     problems = []
-    for t in UNKEYED:
+    for t, batch_table in UNKEYED.items():
         key = ", ".join(DIALECT.quote(c) for c in t.primary_key)
         problems.append((f"{t.name}: {key} is not unique", f"""
             SELECT count(*) FROM (SELECT {key} FROM {table(t)}
-            WHERE ({key}) IN (SELECT {key} FROM b_{t.name}) GROUP BY ALL HAVING count(*) > 1)"""))
+            WHERE ({key}) IN (SELECT {key} FROM {batch_table}) GROUP BY ALL HAVING count(*) > 1)"""))
     for t in STAR:
         for fk in t.foreign_keys:
             (col,), (ref,) = fk.columns, fk.ref_columns

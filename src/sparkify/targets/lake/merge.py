@@ -114,9 +114,9 @@ class LakeMerge:
         merge = SqlMerge(q, self._work, lambda name: name)
         inserted = 0
         for purpose, sql in merge.statements():
-            count = self.con.execute(sql).fetchall()[0]
+            rows = self.con.execute(sql).fetchall()
             if purpose == "songplays":
-                inserted = count[0]
+                inserted = rows[0][0]
         self.con.execute(f"INSERT INTO {self._work(RUNS)} VALUES (?, now(), now(), ?)", [run_id, summary(inserted)])
         changed = {}
         for table in ALL_TABLES:
