@@ -48,6 +48,7 @@ from sparkify.schema import (
     ARTISTS,
     DUCKDB_DIALECT,
     LOADED_FILES,
+    PLAY_KEYS,
     REJECTS,
     RUNS,
     SONG_RECORDS,
@@ -64,7 +65,16 @@ from sparkify.schema import (
 )
 from sparkify.scratch import scratch_dir
 from sparkify.staging import POSTGRES, Names, Warehouse
-from sparkify.targets.base import Capabilities, DuckDBHost, Statements, Step, Target, TargetError, WarehouseHost
+from sparkify.targets.base import (
+    Capabilities,
+    DuckDBHost,
+    Statements,
+    Step,
+    Target,
+    TargetError,
+    WarehouseHost,
+    outdated_state,
+)
 from sparkify.targets.postgres import aside as pgaside
 from sparkify.targets.postgres import copy as pgcopy
 from sparkify.targets.postgres import inwarehouse, stage
@@ -82,6 +92,7 @@ LOADS: tuple[tuple[Table, str], ...] = (
     (USER_LATEST, "b_users"),
     (TIME, "b_time"),
     (SONGPLAYS, "b_songplays"),
+    (PLAY_KEYS, "b_play_keys"),
     (REJECTS, "b_rejects"),
     (LOADED_FILES, "b_files"),
 )
@@ -89,6 +100,9 @@ LOADS: tuple[tuple[Table, str], ...] = (
 
 STAGED = (*BATCH_TABLES, FILES_TABLE)
 """The batch tables the merge reads, copied into temporary staging tables of the same name."""
+
+COLLATE = ' COLLATE "C"'
+"""Byte order for text compared by a rule (ties, the smallest song_id), whatever the database's collation."""
 
 CONNECTION_OPTIONS = ("host", "port", "user", "dbname", "sslmode", "application_name")
 """[target] keys passed to libpq; they override the URL. Passwords: PGPASSWORD or ~/.pgpass."""
@@ -324,6 +338,12 @@ class PostgresTarget(DuckDBHost, WarehouseHost, Statements, Target):
 
     def ledger(self) -> dict[str, tuple[int, str]]:
         assert self._con is not None, "use within session()"
+        columns: dict[str, list[str]] = {SONG_RECORDS.name: [], USER_LATEST.name: []}
+        for table, column in self._con.execute(
+                "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = %s "
+                "AND table_name = ANY(%s)", [self.schema, list(columns)]):
+            columns[table].append(column)
+        outdated_state(self.describe(), columns)
         rows = self._con.execute(f"SELECT path, size, modified FROM {self.table(LOADED_FILES)}")
         return {path: (size, modified) for path, size, modified in rows}
 
@@ -498,7 +518,7 @@ class PostgresTarget(DuckDBHost, WarehouseHost, Statements, Target):
                 cur, f"COPY {self.stage(name)} ({names}) FROM STDIN (FORMAT BINARY)", reader))
             cur.execute(f"ANALYZE {self.stage(name)}")
         inserted = 0
-        for purpose, statement in SqlMerge(DIALECT.quote, self.table, self.stage, anti_join=False).statements():
+        for purpose, statement in self._sql_merge().statements():
             self._timed(f"merge {purpose}", lambda: cur.execute(statement))
             if purpose == "songplays":
                 inserted = cur.rowcount
@@ -563,7 +583,11 @@ class PostgresTarget(DuckDBHost, WarehouseHost, Statements, Target):
             return [Step(p, s) for p, s in inwarehouse.merge_statements(self.warehouse.names)]
         steps = [Step("stage", "-- the DuckDB engine computes the batch; each b_* table is COPied "
                                "FROM STDIN (FORMAT BINARY) into a temporary table of that name")]
-        return steps + [Step(p, s) for p, s in SqlMerge(DIALECT.quote, self.table, self.stage).statements()]
+        return steps + [Step(p, s) for p, s in self._sql_merge().statements()]
+
+    def _sql_merge(self) -> SqlMerge:
+        """sqlmerge's statements on this schema; the tie rules compare text in byte order, as DuckDB does."""
+        return SqlMerge(DIALECT.quote, self.table, self.stage, anti_join=False, collate=COLLATE)
 
     # -- reads ---------------------------------------------------------------
 
