@@ -3,7 +3,9 @@
 Files hold the table's columns except the hive partition columns, which live
 in the folder names (`year=2018/month=11`, NULL as `__HIVE_DEFAULT_PARTITION__`,
 values URI-escaped), as Spark writes them. songplays' year and month are
-derived from start_time. Reading never parses paths: each file's partition
+derived from start_time, and so are those of the play keys (`_sparkify_play_keys`),
+which are laid out for the one read a run makes of them: the plays of a
+few match keys (see PLAY_KEYS_ROW_GROUP). Reading never parses paths: each file's partition
 values come from the manifest, so a version reads back with the exact types
 of schema.py whatever the folder names look like.
 """
@@ -18,13 +20,18 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from sparkify.schema import DUCKDB_DIALECT, REJECTS, SONGS, Dialect, Table, arrow_schema
+from sparkify.schema import DUCKDB_DIALECT, PLAY_KEYS, REJECTS, SONGPLAYS, SONGS, Dialect, Table, arrow_schema
 from sparkify.targets.lake.store import FileEntry
 
 DIALECT = Dialect("duckdb-lake", DUCKDB_DIALECT.types, enforce_foreign_keys=False)
 q = DIALECT.quote
 
 SONGS_LAYOUTS = {"hive": ("year", "artist_id"), "compact": ("year",)}
+
+PLAY_KEYS_ROW_GROUP = 1 << 16
+"""Rows per row group of the play keys. Their files are sorted by (title_key, artist_key), so each row group
+holds a narrow range of title keys and a read filtered by the keys of a run's songs skips every row group whose
+range holds none of them (Parquet's min/max statistics): the smaller the group, the less a few keys read."""
 
 
 @dataclass(frozen=True)
@@ -34,7 +41,23 @@ class Layout:
     songs_partition: tuple[str, ...] = SONGS_LAYOUTS["hive"]
 
     def partition_by(self, table: Table) -> tuple[str, ...]:
+        """The play keys go with their plays (year and month of start_time): the plays a late song matches
+        again are read and rewritten by those partitions, and new plays add keys only to their months."""
+        if table is PLAY_KEYS:
+            return SONGPLAYS.partition_by
         return self.songs_partition if table is SONGS else table.partition_by
+
+    @staticmethod
+    def appended(table: Table) -> bool:
+        """Whether a run adds a file to a partition for its new rows rather than rewriting the partition:
+        the play keys, so that a run without songs never reads them (the merge rewrites a partition of
+        them only when a redelivered play replaces one of its rows)."""
+        return table is PLAY_KEYS
+
+    @staticmethod
+    def row_group(table: Table) -> int | None:
+        """Rows per row group, where the table's reads need smaller groups than the writer's default."""
+        return PLAY_KEYS_ROW_GROUP if table is PLAY_KEYS else None
 
     @staticmethod
     def folder(table: Table) -> str:
@@ -65,8 +88,11 @@ class Layout:
         return full, pa.schema([full.field(p) for p in self.partition_by(table)])
 
     def sort_sql(self, table: Table, alias: str = "") -> str:
-        """The order rows are written in: partition, then time, then key (a total, repeatable order)."""
+        """The order rows are written in: partition, then time (the play keys: their match key), then key
+        (a total, repeatable order)."""
         stamps = [c.name for c in table.columns if c.type == "timestamp" and c.name not in table.primary_key]
+        if table is PLAY_KEYS:
+            stamps = ["title_key", "artist_key"]
         keys = [*self.partition_sql(table, alias), *(alias + q(c) for c in (*stamps, *table.primary_key))]
         return ", ".join(keys) if keys else "1"
 

@@ -24,13 +24,14 @@ from contextlib import contextmanager
 from urllib.parse import parse_qsl
 
 import duckdb
+import pyarrow.parquet as pq
 
 from sparkify.batch import DUCKDB, DuckDBBatch, SummaryFn, WriteResult, configure
-from sparkify.schema import ALL_TABLES, LOADED_FILES, SONG_RECORDS, STAR, TABLES, Table
+from sparkify.schema import ALL_TABLES, LOADED_FILES, SONG_RECORDS, STAR, TABLES, USER_LATEST, Table
 from sparkify.scratch import scratch_dir
-from sparkify.targets.base import Capabilities, DuckDBHost, Target, TargetError
+from sparkify.targets.base import Capabilities, DuckDBHost, Target, TargetError, outdated_state
 from sparkify.targets.lake.layout import COMPRESSIONS, SONGS_LAYOUTS, Layout, dataset, q, select_sql
-from sparkify.targets.lake.merge import LakeMerge
+from sparkify.targets.lake.merge import Changed, LakeMerge
 from sparkify.targets.lake.store import LocalStore, Manifest, S3Store, Store
 from sparkify.targets.lake.write import write_parquet
 
@@ -132,8 +133,17 @@ class LakeTarget(DuckDBHost, Target):
         return self._con
 
     def ledger(self) -> dict[str, tuple[int, str]]:
+        if self._base is not None:
+            outdated_state(self.store.display, {t.name: self._file_columns(t) for t in (SONG_RECORDS, USER_LATEST)})
         rows = self.engine_connection().execute('SELECT path, size, modified FROM "_sparkify_files"').fetchall()
         return {path: (size, modified) for path, size, modified in rows}
+
+    def _file_columns(self, table: Table) -> list[str]:
+        """The columns of the table's files in the live version (one footer read: a run writes them all alike)."""
+        entries = self._base.files(table.name)
+        if not entries:
+            return []
+        return pq.read_schema(self.store.path(self._base, entries[0].path), filesystem=self.store.fs).names
 
     def catalogue_relation(self, con: duckdb.DuckDBPyConnection, full_refresh: bool) -> str:
         return f'(SELECT * FROM "_sparkify_song_records" WHERE NOT {str(full_refresh).lower()})'
@@ -153,19 +163,21 @@ class LakeTarget(DuckDBHost, Target):
         base = None if full_refresh else self._base
         layout = self._layout(full_refresh or self._base is None)
         merge = LakeMerge(con, layout, base, self.store)
-        inserted, changed = merge.merge(batch.run_id, lambda n: summary(WriteResult(n)))
-        self._publish(merge, layout, base, changed, batch.run_id)
+        inserted, changed, appended = merge.merge(batch.run_id, lambda n: summary(WriteResult(n)))
+        self._publish(merge, layout, base, changed, batch.run_id, appended)
         return WriteResult(inserted)
 
-    def _publish(self, merge: LakeMerge, layout: Layout, base: Manifest | None,
-                 changed: dict[str, set[tuple]], run_id: str | None) -> None:
-        """Write the changed partitions, carry the others over, and commit the new version."""
+    def _publish(self, merge: LakeMerge, layout: Layout, base: Manifest | None, changed: Changed,
+                 run_id: str | None, appended: Changed | None = None) -> None:
+        """Write the changed partitions and the new files of the appended ones, carry the others over,
+        and commit the new version."""
         new = Manifest.next_after(self._base, run_id, layout.songs_partition)
         written: list[str] = []
         try:
             for table in ALL_TABLES:
                 folder, keys = layout.folder(table), changed.get(table.name, set())
-                if base is not None and not keys:
+                added = (appended or {}).get(table.name, set())
+                if base is not None and not keys and not added:
                     self.store.carry(base, new, folder)
                     new.tables[table.name] = base.files(table.name)
                     continue
@@ -173,8 +185,8 @@ class LakeTarget(DuckDBHost, Target):
                 base_dir = self.store.write_dir(new, folder)
                 self.store.keep(base, new, carried)
                 entries = list(carried)
-                if keys or not (carried or layout.partition_by(table)):
-                    out = write_parquet(merge.rows(table, keys), layout, table, base_dir, self.store.fs, new.id,
+                if keys or added or not (carried or layout.partition_by(table)):
+                    out = write_parquet(merge.rows(table, keys, added), layout, table, base_dir, self.store.fs, new.id,
                                         lambda path, f=folder: self.store.rel(new, f, path), self.max_rows_per_file,
                                         self.compression, self.store.write_threads)
                     entries += out.entries

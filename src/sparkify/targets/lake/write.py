@@ -29,7 +29,7 @@ from sparkify.targets.lake.layout import Layout
 from sparkify.targets.lake.store import NULL_PARTITION, FileEntry
 
 ROW_GROUP = 1 << 20
-"""Rows per row group (DuckDB's and Spark's readers split work by row group)."""
+"""Rows per row group (DuckDB's and Spark's readers split work by row group), unless the layout asks for fewer."""
 POOL_ROWS = 2 * ROW_GROUP
 """Rows of small partitions waiting for the pool before the writer waits for it."""
 
@@ -74,7 +74,7 @@ class TableWriter:
         self.file_schema = pa.schema([f for f in full if f.name not in self.names])
         self.base_dir, self.fs, self.version, self.rel = base_dir, filesystem, version, rel
         self.max_rows, self.compression = max_rows_per_file, compression
-        self.row_group = min(max_rows_per_file, ROW_GROUP)
+        self.row_group = min(max_rows_per_file, layout.row_group(table) or ROW_GROUP)
         self.local = isinstance(filesystem, pafs.LocalFileSystem)
         self.threads = threads
         self.out = Written([], [])
