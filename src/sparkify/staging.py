@@ -39,7 +39,7 @@ def lit(text: str) -> str:
 
 @dataclass(frozen=True)
 class SqlDialect:
-    """What differs between the two warehouses in the shared statements: one function."""
+    """What differs between the two warehouses in the shared statements."""
 
     name: str
 
@@ -48,6 +48,13 @@ class SqlDialect:
         if self.name == "redshift":
             return f"STRTOL(LEFT(MD5({identity}), 15), 16)"
         return f"CAST(CAST('x' || LEFT(MD5({identity}), 15) AS BIT(60)) AS BIGINT)"
+
+    @property
+    def byte_order(self) -> str:
+        """What follows a text term of a tie rule so that it compares in byte order, as DuckDB and Spark do:
+        PostgreSQL compares by the database's collation unless told otherwise; Redshift has no locales, and
+        its default (case_sensitive) collation compares the UTF-8 bytes."""
+        return "" if self.name == "redshift" else ' COLLATE "C"'
 
 
 REDSHIFT = SqlDialect("redshift")

@@ -23,6 +23,7 @@ from sparkify.records import (
 from sparkify.schema import SONG_RECORDS
 from sparkify.staging import (
     LOAD_ERRORS,
+    REDSHIFT,
     RUN_INFO,
     STAGED_FILES,
     STAGING_EVENTS,
@@ -88,8 +89,35 @@ FROM (SELECT source_file, line, raw, {staged}, {bares} FROM {staging}) s""", ana
 
 
 def _catalogue(t: Names) -> str:
+    """The song records as this run leaves them: the stored ones the run's records do not replace, and those."""
     cols = ", ".join(q(c) for c in SONG_RECORDS.column_names)
-    return f"(SELECT {cols} FROM {t(SONG_RECORDS)} UNION ALL SELECT {cols} FROM b_song_records)"
+    return (f"(SELECT {cols} FROM {t(SONG_RECORDS)} WHERE song_id NOT IN (SELECT song_id FROM b_song_records) "
+            f"UNION ALL SELECT {cols} FROM b_song_records)")
+
+
+def _after(left: list[str], right: list[str]) -> str:
+    """SQL: the tuple `left` comes after `right`, term by term (Redshift has no row comparison)."""
+    (a, *rest_a), (b, *rest_b) = left, right
+    return f"{a} > {b}" if not rest_a else f"({a} > {b} OR ({a} = {b} AND {_after(rest_a, rest_b)}))"
+
+
+def _record_order(dialect: SqlDialect, r: str) -> list[str]:
+    """The terms that rank the records of one song_id, smallest first.
+
+    Their file and line where the warehouse knows them (PostgreSQL's staging
+    fills both): the record one run over every file keeps, whatever the order
+    the files came in, and a file changed in place replaces its own records.
+    Redshift's COPY says neither, so there the record's values decide, every
+    field, NULL first: still one winner whatever the order.
+    """
+    c = dialect.byte_order
+    if dialect is not REDSHIFT:
+        return [f"{r}.source_file{c}", f"{r}.line"]
+    text = [f"{r}.{f}" for f in ("title", "artist_id", "artist_name")]
+    optional = [f"COALESCE({r}.artist_location, '')"]
+    for f in ("artist_latitude", "artist_longitude", "year"):
+        optional += [f"CASE WHEN {r}.{f} IS NULL THEN 0 ELSE 1 END", f"COALESCE({r}.{f}, 0)"]
+    return text + [f"{r}.duration"] + optional
 
 
 def star_statements(dialect: SqlDialect, t: Names) -> list[tuple[str, str]]:
@@ -108,13 +136,20 @@ FROM (SELECT *, CASE WHEN "page" = 'NextSong' THEN TRUE ELSE COALESCE({clean('"p
     typing, songs = typed_statements(STAGING_SONGS, "song_typed", SONG_FIELDS, SONG_REQUIRED, lazy=False)
     out += typing + ctas("song_parsed", songs)
     record = [c for c in SONG_RECORDS.column_names if c not in ("title_key", "artist_key")]
-    pick = ", ".join("NULLIF(year, 0) AS year" if c == "year" else q(c) for c in record)
-    out += ctas("b_song_records", f"""SELECT {', '.join(q(c) for c in record)},
-    {key('title')} AS title_key, {key('artist_name')} AS artist_key
-FROM (SELECT {pick}, ROW_NUMBER() OVER (PARTITION BY song_id
-          ORDER BY source_file, line, title, artist_id, artist_name, duration) AS rn
-      FROM song_parsed WHERE error IS NULL) r
-WHERE rn = 1 AND song_id NOT IN (SELECT song_id FROM {t(SONG_RECORDS)})""")
+    picked = {"year": "NULLIF(year, 0) AS year", "source_file": "COALESCE(source_file, r.songs_source) AS source_file",
+              "line": "COALESCE(line, 0) AS line"}
+    pick = ", ".join(picked.get(c, q(c)) for c in record)
+    order = ", ".join(_record_order(dialect, "p"))
+    out += ctas("song_first", f"""SELECT * FROM (
+    SELECT p.*, ROW_NUMBER() OVER (PARTITION BY song_id ORDER BY {order}) AS rn
+    FROM (SELECT {pick} FROM song_parsed CROSS JOIN {RUN_INFO} r WHERE error IS NULL) p) f WHERE rn = 1""")
+    out += ctas("song_winners", f"""SELECT {', '.join('f.' + q(c) for c in record)},
+    {key('f.title')} AS title_key, {key('f.artist_name')} AS artist_key, s.song_id IS NULL AS new_song
+FROM song_first f LEFT JOIN {t(SONG_RECORDS)} s ON s.song_id = f.song_id
+WHERE s.song_id IS NULL OR NOT {_after(_record_order(dialect, 'f'), _record_order(dialect, 's'))}""")
+    out += ctas("b_song_records", f"SELECT {', '.join(q(c) for c in SONG_RECORDS.column_names)} FROM song_winners")
+    out += ctas("replaced_artists", f"SELECT DISTINCT artist_id FROM {t(SONG_RECORDS)} "
+                                    "WHERE song_id IN (SELECT song_id FROM b_song_records)", analyze=False)
     out += ctas("b_songs", "SELECT song_id, title, artist_id, year, duration FROM b_song_records")
     out += ctas("b_artists", _artists_select(t))
     out += _plays(dialect, t)
@@ -126,9 +161,10 @@ FROM (SELECT DISTINCT start_time FROM b_songplays) s""")
     who = ("first_name", "last_name", "gender", "level")
     order = ", ".join(["ts DESC", f"COALESCE(session_id, {ID_TAIL}) DESC",
                        f"COALESCE(item_in_session, {ID_TAIL}) DESC"]
-                      + [f"COALESCE({c}, '') DESC" for c in who])
+                      + [f"COALESCE({c}, ''){dialect.byte_order} DESC" for c in who])
     cleaned = ", ".join(f"{clean(c)} AS {c}" for c in who)
-    out += ctas("b_users", f"""SELECT user_id, {cleaned}, ts, session_id, item_in_session
+    ties = ", ".join(f"COALESCE({c}, '') AS tie_{c}" for c in who)
+    out += ctas("b_users", f"""SELECT user_id, {cleaned}, ts, session_id, item_in_session, {ties}
 FROM (SELECT user_id, {', '.join(who)}, ts, session_id, item_in_session,
              ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY {order}) AS rn
       FROM ev WHERE err IS NULL AND user_id IS NOT NULL) u WHERE rn = 1""")
@@ -144,11 +180,12 @@ FROM {STAGED_FILES} f CROSS JOIN {RUN_INFO} r""")
 
 
 def _artists_select(t: Names) -> str:
-    """Each artist's most frequent non-NULL value per field, ties to the smallest, over all its songs."""
+    """Each artist's most frequent non-NULL value per field, ties to the smallest, over all its songs,
+    for the artists of the run's records and of the records they replace (whose artist may have changed)."""
     fields = {"name": "artist_name", "location": "artist_location",
               "latitude": "artist_latitude", "longitude": "artist_longitude"}
-    ctes = [f"touched AS (SELECT * FROM {_catalogue(t)} c "
-            f"WHERE artist_id IN (SELECT artist_id FROM b_song_records))"]
+    ctes = [f"touched AS (SELECT * FROM {_catalogue(t)} c WHERE artist_id IN "
+            f"(SELECT artist_id FROM b_song_records UNION SELECT artist_id FROM replaced_artists))"]
     for out, src in fields.items():
         ctes.append(f"""{out}_v AS (SELECT artist_id, v FROM (
         SELECT artist_id, v, ROW_NUMBER() OVER (PARTITION BY artist_id ORDER BY n DESC, v) AS rn
@@ -160,31 +197,49 @@ def _artists_select(t: Names) -> str:
 
 
 def _plays(dialect: SqlDialect, t: Names) -> list[tuple[str, str]]:
-    """Distinct song plays (ties between copies of one event broken on the text as read), matched to songs."""
+    """Distinct song plays, their match keys and their songs.
+
+    Of duplicate copies of one event the one with the smallest stored values
+    stays (targets/sqlmerge.py's PLAY_TIE, the rule a later run applies
+    against the stored copy too). Duplicates are rare, so only their copies
+    are cleaned to be compared. Keys come from the distinct titles and
+    artists played, and plays are matched by key and length: what the merge
+    matches stored plays by when a song arrives later.
+    """
     play = ("level", "location", "user_agent", "song", "artist", "length")
     identity = ("session_id", "item_in_session", "user_id", "ts")
+    same = " AND ".join(f"d.{c} = e.{c}" for c in identity)
     ident_text = " || '|' || ".join(f"CAST({c} AS VARCHAR)" for c in identity)
-    tie = ", ".join(f"COALESCE({c}, {'-1' if c == 'length' else repr('')})" for c in play)
-    out = ctas("plays", f"""SELECT {dialect.songplay_id(ident_text)} AS songplay_id, ts, user_id, session_id,
+    byte = dialect.byte_order
+    tie = ", ".join([f"COALESCE({clean(x)}, ''){byte}" for x in ("level", "location", "user_agent")]
+                    + [f"COALESCE({key(clean(x))}, ''){byte}" for x in ("song", "artist")] + ["COALESCE(length, -1)"])
+    chosen = ", ".join(f"e.{x}" for x in identity + play)
+    out = ctas("dup_plays", f"""SELECT {', '.join(identity)} FROM ev WHERE err IS NULL AND is_play
+GROUP BY {', '.join(identity)} HAVING COUNT(*) > 1""", analyze=False)
+    out += ctas("plays", f"""SELECT {dialect.songplay_id(ident_text)} AS songplay_id, ts, user_id, session_id,
     {', '.join(play)}
-FROM (SELECT {', '.join(identity)}, {', '.join(play)},
-             ROW_NUMBER() OVER (PARTITION BY {', '.join(identity)} ORDER BY {tie}) AS rn
-      FROM ev WHERE err IS NULL AND is_play) p WHERE rn = 1""")
-    out += ctas("play_text", f"""SELECT song, artist, {clean('song')} AS title, {clean('artist')} AS artist_name
-FROM (SELECT DISTINCT song, artist FROM plays WHERE song IS NOT NULL AND artist IS NOT NULL) d""", analyze=False)
-    out += ctas("play_keys", f"""SELECT song, artist, {key('title')} AS title_key, {key('artist_name')} AS artist_key
-FROM play_text""")
-    out += ctas("play_match", f"""SELECT p.song, p.artist, p.length, MIN(c.song_id) AS song_id
-FROM (SELECT DISTINCT song, artist, length FROM plays WHERE length IS NOT NULL) p
-JOIN play_keys k ON k.song = p.song AND k.artist = p.artist
+FROM (SELECT {chosen} FROM ev e WHERE e.err IS NULL AND e.is_play
+          AND NOT EXISTS (SELECT 1 FROM dup_plays d WHERE {same})
+      UNION ALL
+      SELECT {', '.join(identity + play)} FROM (
+          SELECT {chosen}, ROW_NUMBER() OVER (PARTITION BY {', '.join('e.' + x for x in identity)} ORDER BY {tie}) AS rn
+          FROM ev e JOIN dup_plays d ON {same} WHERE e.err IS NULL AND e.is_play) x WHERE rn = 1) p""")
+    for column, text, name in (("song", "title", "title_key"), ("artist", "name", "artist_key")):
+        out += ctas(f"{name}s", f"""SELECT {column}, {key(text)} AS {name} FROM (
+    SELECT {column}, {clean(column)} AS {text} FROM (
+        SELECT DISTINCT {column} FROM plays WHERE {column} IS NOT NULL) d) c""")
+    out += ctas("b_play_keys", """SELECT p.songplay_id, p.length, s.title_key, a.artist_key,
+    TIMESTAMP 'epoch' + p.ts * INTERVAL '0.001 second' AS start_time
+FROM plays p LEFT JOIN title_keys s ON s.song = p.song LEFT JOIN artist_keys a ON a.artist = p.artist""")
+    out += ctas("play_match", f"""SELECT k.title_key, k.artist_key, k.length, MIN(c.song_id{byte}) AS song_id
+FROM (SELECT DISTINCT title_key, artist_key, length FROM b_play_keys) k
 JOIN {_catalogue(t)} c ON c.title_key = k.title_key AND c.artist_key = k.artist_key
-    AND ABS(c.duration - p.length) < 0.001
-GROUP BY p.song, p.artist, p.length""")
-    out += ctas("b_songplays", f"""SELECT p.songplay_id, TIMESTAMP 'epoch' + p.ts * INTERVAL '0.001 second' AS start_time,
-    p.user_id, {clean('p.level')} AS level, m.song_id, c.artist_id, p.session_id,
-    {clean('p.location')} AS location, {clean('p.user_agent')} AS user_agent
-FROM plays p
-LEFT JOIN play_match m ON m.song = p.song AND m.artist = p.artist AND m.length = p.length
+    AND ABS(c.duration - k.length) < 0.001
+GROUP BY k.title_key, k.artist_key, k.length""")
+    out += ctas("b_songplays", f"""SELECT p.songplay_id, k.start_time, p.user_id, {clean('p.level')} AS level,
+    m.song_id, c.artist_id, p.session_id, {clean('p.location')} AS location, {clean('p.user_agent')} AS user_agent
+FROM plays p JOIN b_play_keys k ON k.songplay_id = p.songplay_id
+LEFT JOIN play_match m ON m.title_key = k.title_key AND m.artist_key = k.artist_key AND m.length = k.length
 LEFT JOIN {_catalogue(t)} c ON c.song_id = m.song_id""")
     return out
 
@@ -194,12 +249,13 @@ ACCOUNTING = """SELECT
     (SELECT COUNT(*) FROM song_parsed WHERE error IS NOT NULL)
         + (SELECT COUNT(*) FROM staging_load_errors WHERE kind = 'song'),
     (SELECT COUNT(*) FROM song_parsed WHERE error IS NULL),
-    (SELECT COUNT(*) FROM b_songs),
+    (SELECT COUNT(*) FROM song_winners WHERE new_song),
     (SELECT COUNT(*) FROM ev) + (SELECT COUNT(*) FROM staging_load_errors WHERE kind = 'event'),
     (SELECT COUNT(*) FROM ev WHERE err IS NOT NULL)
         + (SELECT COUNT(*) FROM staging_load_errors WHERE kind = 'event'),
     (SELECT COUNT(*) FROM ev WHERE err IS NULL AND is_play)"""
-"""songs read, rejected, valid, loaded; events read, rejected, song plays."""
+"""songs read, rejected, valid, loaded (new song_ids: a record that replaces a stored one is a duplicate);
+events read, rejected, song plays."""
 
 FILTERED = f"""SELECT COALESCE({clean('page')}, '(no page)') AS page, SUM(n) FROM (
     SELECT page, COUNT(*) AS n FROM ev WHERE err IS NULL AND NOT is_play GROUP BY page) p

@@ -1,8 +1,10 @@
-"""The in-warehouse merge, shared by Redshift and PostgreSQL: MERGE and anti-joined INSERTs.
+"""The in-warehouse merge, shared by Redshift and PostgreSQL: MERGE, UPDATE ... FROM and anti-joined INSERTs.
 
-Redshift has no INSERT ... ON CONFLICT, so the batch tables the in-warehouse
-engine built are merged with statements both warehouses run; the effect is
-that of targets/sqlmerge.py.
+Redshift has no INSERT ... ON CONFLICT and no row comparison, so the batch
+tables the in-warehouse engine built are merged with statements both
+warehouses run, the tie rules spelled out term by term (sqlmerge's
+helpers); the effect is that of targets/sqlmerge.py, so increments equal a
+full rebuild here too.
 """
 
 from __future__ import annotations
@@ -10,10 +12,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sparkify.batch import SummaryFn, WarehouseBatch, WriteResult
-from sparkify.records import ID_TAIL
 from sparkify.schema import (
     ARTISTS,
     LOADED_FILES,
+    PLAY_KEYS,
     REJECTS,
     RUNS,
     SONG_RECORDS,
@@ -24,18 +26,22 @@ from sparkify.schema import (
     USERS,
     Table,
 )
-from sparkify.staging import Names, ctas, q
+from sparkify.staging import POSTGRES, Names, SqlDialect, ctas, q
+from sparkify.targets.sqlmerge import lexicographic, play_tie, user_tie
 
 
 def _cols(table: Table, prefix: str = "") -> str:
     return ", ".join(prefix + q(c) for c in table.column_names)
 
 
+def _sets(table: Table) -> str:
+    return ", ".join(f"{q(c)} = src.{q(c)}" for c in table.column_names if c not in table.primary_key)
+
+
 def _merge(table: Table, source: str, t: Names) -> str:
     """MERGE: the row of each key replaced by the batch's (Redshift has no ON CONFLICT)."""
     pk = " AND ".join(f"tgt.{q(c)} = src.{q(c)}" for c in table.primary_key)
-    sets = ", ".join(f"{q(c)} = src.{q(c)}" for c in table.column_names if c not in table.primary_key)
-    return (f"MERGE INTO {t(table)} AS tgt USING {source} AS src ON {pk} WHEN MATCHED THEN UPDATE SET {sets} "
+    return (f"MERGE INTO {t(table)} AS tgt USING {source} AS src ON {pk} WHEN MATCHED THEN UPDATE SET {_sets(table)} "
             f"WHEN NOT MATCHED THEN INSERT ({_cols(table)}) VALUES ({_cols(table, 'src.')})")
 
 
@@ -45,33 +51,81 @@ def _insert_new(table: Table, source: str, t: Names) -> str:
             f"WHERE NOT EXISTS (SELECT 1 FROM {t(table)} x WHERE {match})")
 
 
-def merge_statements(t: Names) -> list[tuple[str, str]]:
-    """(purpose, SQL) in order; the songplays insert is tagged 'songplays'. Same effect as targets/sqlmerge.py."""
-    s_new, s_old = f"COALESCE(b.session_id, {ID_TAIL})", f"COALESCE(o.session_id, {ID_TAIL})"
-    i_new, i_old = f"COALESCE(b.item_in_session, {ID_TAIL})", f"COALESCE(o.item_in_session, {ID_TAIL})"
-    later = (f"o.user_id IS NULL OR b.ts > o.ts OR (b.ts = o.ts AND ({s_new} > {s_old} OR "
-             f"({s_new} = {s_old} AND {i_new} > {i_old})))")
+def _update(table: Table, source: str, t: Names, where: str) -> str:
+    """UPDATE ... FROM: the rows of `table` that `where` pairs with a row of `source` take its values."""
+    return f"UPDATE {t(table)} AS tgt SET {_sets(table)} FROM {source} AS src WHERE {where}"
+
+
+def _plays(t: Names, byte: str) -> list[tuple[str, str]]:
+    """Add the new plays; replace a stored play by the batch's copy of it when that copy comes first by
+    sqlmerge.PLAY_TIE, so that any order of deliveries keeps the copy one run over all of them keeps."""
+    pid = q("songplay_id")
+    before = lexicographic("<", play_tie("n", "nk", byte), play_tie("s", "k", byte))
+    replaced = f"tgt.{pid} = src.{pid} AND src.{pid} IN (SELECT {pid} FROM sp_replaced)"
+    return [
+        *ctas("sp_replaced", f"SELECT n.{pid} FROM b_songplays n JOIN b_play_keys nk ON nk.{pid} = n.{pid} "
+                             f"JOIN {t(SONGPLAYS)} s ON s.{pid} = n.{pid} "
+                             f"JOIN {t(PLAY_KEYS)} k ON k.{pid} = n.{pid} WHERE {before}", analyze=False),
+        ("replaced", _update(SONGPLAYS, "b_songplays", t, replaced)),
+        ("replaced", _update(PLAY_KEYS, "b_play_keys", t, replaced)),
+        ("songplays", _insert_new(SONGPLAYS, "b_songplays", t)),
+        ("play_keys", _insert_new(PLAY_KEYS, "b_play_keys", t)),
+    ]
+
+
+def _rematch(t: Names, byte: str) -> list[tuple[str, str]]:
+    """Match again the stored plays whose key a changed song carries (its key, or that of the record it
+    replaced): a late song gives them its song_id, a replaced record takes it back. The plays are found by
+    their key in the play keys (indexed on PostgreSQL, the sort key on Redshift), not by a scan of all
+    plays; an artist left without a song record goes."""
+    tk, ak, pid, sid, artist = q("title_key"), q("artist_key"), q("songplay_id"), q("song_id"), q("artist_id")
+    keys = f"SELECT {tk}, {ak} FROM b_song_records UNION SELECT {tk}, {ak} FROM sp_song_changes"
+    best = (f"SELECT k.{pid}, MIN(r.{sid}{byte}) AS {sid} FROM {t(PLAY_KEYS)} k "
+            f"JOIN ({keys}) a ON a.{tk} = k.{tk} AND a.{ak} = k.{ak} "
+            f"LEFT JOIN {t(SONG_RECORDS)} r ON r.{tk} = k.{tk} AND r.{ak} = k.{ak} "
+            f"AND ABS(r.{q('duration')} - k.{q('length')}) < 0.001 GROUP BY k.{pid}")
+    return [
+        *ctas("sp_rematch", f"SELECT m.{pid}, m.{sid}, r.{artist} FROM ({best}) m "
+                            f"LEFT JOIN {t(SONG_RECORDS)} r ON r.{sid} = m.{sid}", analyze=False),
+        ("rematch", f"UPDATE {t(SONGPLAYS)} AS tgt SET {sid} = src.{sid}, {artist} = src.{artist} "
+                    f"FROM sp_rematch AS src WHERE tgt.{pid} = src.{pid} "
+                    f"AND (COALESCE(tgt.{sid}, '') <> COALESCE(src.{sid}, '') "
+                    f"OR COALESCE(tgt.{artist}, '') <> COALESCE(src.{artist}, ''))"),
+        ("artists", f"DELETE FROM {t(ARTISTS)} WHERE {artist} IN (SELECT {artist} FROM sp_song_changes) "
+                    f"AND {artist} NOT IN (SELECT {artist} FROM {t(SONG_RECORDS)})"),
+    ]
+
+
+def merge_statements(t: Names, dialect: SqlDialect = POSTGRES) -> list[tuple[str, str]]:
+    """(purpose, SQL) in order; the songplays insert is tagged 'songplays'. Same effect as targets/sqlmerge.py:
+    song records upserted (the engine kept only those that win), stored plays replaced or matched again,
+    a user's row moved only to a later event, text ties compared in byte order."""
+    byte = dialect.byte_order
+    later = lexicographic(">", user_tie("b", byte), user_tie("o", byte))
     rejects = _cols(REJECTS)
     return [
         ("artists", _merge(ARTISTS, "b_artists", t)),
-        ("songs", _insert_new(SONGS, "b_songs", t)),
-        ("song_records", _insert_new(SONG_RECORDS, "b_song_records", t)),
+        *ctas("sp_song_changes", f"SELECT r.title_key, r.artist_key, r.artist_id FROM {t(SONG_RECORDS)} r "
+                                 "WHERE r.song_id IN (SELECT song_id FROM b_song_records)", analyze=False),
+        ("songs", _merge(SONGS, "b_songs", t)),
+        ("song_records", _merge(SONG_RECORDS, "b_song_records", t)),
         *ctas("b_users_newer", f"SELECT b.* FROM b_users b LEFT JOIN {t(USER_LATEST)} o "
-                                f"ON o.user_id = b.user_id WHERE {later}"),
+                                f"ON o.user_id = b.user_id WHERE o.user_id IS NULL OR {later}"),
         ("users", _merge(USERS, "b_users_newer", t)),
         ("user_latest", _merge(USER_LATEST, "b_users_newer", t)),
         ("time", _insert_new(TIME, "b_time", t)),
-        ("songplays", _insert_new(SONGPLAYS, "b_songplays", t)),
+        *_plays(t, byte),
+        *_rematch(t, byte),
         ("rejects", f"DELETE FROM {t(REJECTS)} WHERE source_file IN (SELECT path FROM b_files)"),
         ("rejects", f"INSERT INTO {t(REJECTS)} ({rejects}) SELECT {rejects} FROM b_rejects"),
         ("files", _merge(LOADED_FILES, "b_files", t)),
     ]
 
 
-def write(batch: WarehouseBatch, names: Names, summary: SummaryFn) -> WriteResult:
+def write(batch: WarehouseBatch, names: Names, summary: SummaryFn, dialect: SqlDialect = POSTGRES) -> WriteResult:
     """Merge the batch on its own transaction's cursor and record the run; the transaction commits after."""
     cur, inserted = batch.cursor, 0
-    for purpose, statement in merge_statements(names):
+    for purpose, statement in merge_statements(names, dialect):
         cur.execute(statement)
         if purpose == "songplays":
             inserted = cur.rowcount

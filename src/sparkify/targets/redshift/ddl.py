@@ -5,6 +5,7 @@ from __future__ import annotations
 from sparkify.schema import (
     ARTISTS,
     LOADED_FILES,
+    PLAY_KEYS,
     REJECTS,
     RUNS,
     SONG_RECORDS,
@@ -34,6 +35,7 @@ REDSHIFT_DDL = Dialect(
         REJECTS.name: " DISTSTYLE EVEN",
         LOADED_FILES.name: " DISTSTYLE ALL",
         SONG_RECORDS.name: " DISTSTYLE ALL SORTKEY (\"title_key\")",
+        PLAY_KEYS.name: " DISTKEY (\"songplay_id\") COMPOUND SORTKEY (\"title_key\", \"artist_key\")",
         USER_LATEST.name: " DISTSTYLE ALL",
         RUNS.name: " DISTSTYLE ALL",
     },

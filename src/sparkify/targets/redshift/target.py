@@ -30,10 +30,10 @@ import psycopg
 
 from sparkify import objectstore
 from sparkify.batch import WAREHOUSE, Batch, Run, SummaryFn, WriteResult
-from sparkify.schema import LOADED_FILES, STAR
+from sparkify.schema import LOADED_FILES, SONG_RECORDS, STAR, USER_LATEST
 from sparkify.sources import SourceFile, is_remote
 from sparkify.staging import REDSHIFT, STAGED_FILES, STAGING_EVENTS, Names, Warehouse, q
-from sparkify.targets.base import Capabilities, Statements, Step, Target, TargetError, WarehouseHost
+from sparkify.targets.base import Capabilities, Statements, Step, Target, TargetError, WarehouseHost, outdated_state
 from sparkify.targets.postgres import inwarehouse
 from sparkify.targets.postgres.connection import redact, scrub
 from sparkify.targets.redshift.copy import CopySettings, copy_errors, copy_events, copy_songs, jsonpaths_text
@@ -129,6 +129,12 @@ class RedshiftTarget(WarehouseHost, Statements, Target):
 
     def ledger(self) -> dict[str, tuple[int, str]]:
         assert self._con is not None, "use within session()"
+        columns: dict[str, list[str]] = {SONG_RECORDS.name: [], USER_LATEST.name: []}
+        for table, column in self._con.execute(
+                "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = %s "
+                "AND table_name IN (%s, %s)", [self.schema, *columns]).fetchall():
+            columns[table].append(column)
+        outdated_state(self.describe(), columns)
         rows = self._con.execute(f"SELECT path, size, modified FROM {self.names(LOADED_FILES)}").fetchall()
         return {path: (size, modified) for path, size, modified in rows}
 
@@ -139,7 +145,7 @@ class RedshiftTarget(WarehouseHost, Statements, Target):
         return drops + [Step("table", s) for s in redshift_ddl(self.schema)]
 
     def write_plan(self, host: str) -> list[Step]:
-        return [Step(p, s) for p, s in inwarehouse.merge_statements(self.names)]
+        return [Step(p, s) for p, s in inwarehouse.merge_statements(self.names, REDSHIFT)]
 
     def create_schema(self, reset: bool = False) -> None:
         with self.session(), self._transaction() as cur:
@@ -226,7 +232,7 @@ class RedshiftTarget(WarehouseHost, Statements, Target):
             yield cur
 
     def write(self, batch: Batch, full_refresh: bool, summary: SummaryFn) -> WriteResult:
-        return inwarehouse.write(batch, self.names, summary)
+        return inwarehouse.write(batch, self.names, summary, REDSHIFT)
 
     def row_counts(self) -> dict[str, int]:
         if self._con is None:
