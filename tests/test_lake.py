@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from sparkify.schema import STAR, STATE, TABLES
+from sparkify.targets.lake import merge as lake_merge
 from sparkify.targets.lake import target as lake_module
 from sparkify.targets.lake.store import NULL_PARTITION
 from tests.conftest import balanced, run_cli, run_json, star_rows
@@ -266,6 +267,98 @@ def test_a_new_month_adds_its_partitions_and_keeps_the_old_files(tmp_path, sampl
     reference = str(tmp_path / "star.duckdb")
     run_json(*args(sample_copy, reference))
     assert {t: read_duckdb(str(root), t) for t in COUNTS} == star_rows(reference)
+
+
+LATE_SONG = Path("song_data/A/A/C/TRAACCG128F92E8A55.json")
+"""The one song of the sample that a play matches (Elena's 'Setanta matins', year unknown)."""
+
+
+def lake_manifest(root: Path) -> dict:
+    return json.loads((root / "_current" / "_manifest.json").read_text())
+
+
+def play_key_files(root: Path) -> dict[str, str]:
+    return digests(root, ["_sparkify_play_keys"])
+
+
+def full_lake(tmp_path: Path, data: Path) -> str:
+    """A fresh lake holding one run over all of `data`: what increments must end equal to."""
+    root = tmp_path / "full"
+    run_json(*args(data, root))
+    return str(root)
+
+
+def test_a_late_song_matches_the_plays_loaded_before_it(tmp_path, sample_copy, monkeypatch):
+    root = tmp_path / "lake"
+    held = tmp_path / "held"
+    for rel in (LATE_SONG, Path("log_data/2018/11/2018-11-30-events.json")):
+        (held / rel).parent.mkdir(parents=True, exist_ok=True)
+        (sample_copy / rel).rename(held / rel)
+    run_json(*args(sample_copy, root))
+    assert not [r for r in read_duckdb(str(root), "songplays") if r[4] is not None]
+    keys_before = play_key_files(root)
+    read: list[str] = []
+    original = lake_merge.dataset
+    monkeypatch.setattr(lake_merge, "dataset", lambda layout, table, *rest: read.append(table.name)
+                        or original(layout, table, *rest))
+
+    (held / "log_data/2018/11/2018-11-30-events.json").rename(sample_copy / "log_data/2018/11/2018-11-30-events.json")
+    run_json(*args(sample_copy, root))  # a day of plays and no song: the play keys gain a file, none is read
+    assert "_sparkify_play_keys" not in read
+    keys_after = play_key_files(root)
+    assert {k: v for k, v in keys_after.items() if k in keys_before} == keys_before
+    assert len(keys_after) == len(keys_before) + 1
+
+    read.clear()
+    (held / LATE_SONG).rename(sample_copy / LATE_SONG)
+    summary = run_json(*args(sample_copy, root))  # the song: its play is matched, the play keys stay as they are
+    assert summary["files"]["songs"]["new"] == 1 and "_sparkify_play_keys" in read
+    assert play_key_files(root) == keys_after
+    matched = [r for r in read_duckdb(str(root), "songplays") if r[4] is not None]
+    assert [(r[4], r[5]) for r in matched] == [("SOZCTXZ12AB0182364", "AR5KOSW1187FB35FF4")]
+    full = full_lake(tmp_path, sample_copy)
+    assert star_rows(f"lake://{root}") == star_rows(f"lake://{full}")
+    assert {t: read_duckdb(str(root), t) for t in COUNTS} == {t: read_duckdb(full, t) for t in COUNTS}
+    before = digests(root, [t.name for t in TABLES.values() if t.name != "_sparkify_runs"])
+    run_json(*args(sample_copy, root))
+    assert digests(root, [t.name for t in TABLES.values() if t.name != "_sparkify_runs"]) == before
+
+
+def test_a_replaced_song_record_moves_its_song_to_its_new_partition(tmp_path, sample_copy):
+    root = tmp_path / "lake"
+    run_json(*args(sample_copy, root))
+    old = root / "songs" / f"year={NULL_PARTITION}" / "artist_id=AR5KOSW1187FB35FF4"
+    assert list(old.glob("*.parquet"))
+    record = json.loads((sample_copy / LATE_SONG).read_text())
+    record.update(year=2001, artist_id="ARNEW1187FB35FF4", artist_name="Elena Nova")
+    (sample_copy / LATE_SONG.parent / "AAAA-corrected.json").write_text(json.dumps(record))  # a smaller file
+    summary = run_json(*args(sample_copy, root))
+    assert summary["accounting"]["songs"]["loaded"] == 0  # the song is not new: its record is replaced
+    songs = read_duckdb(str(root), "songs")
+    assert [r for r in songs if r[0] == "SOZCTXZ12AB0182364"] == [
+        ("SOZCTXZ12AB0182364", "Setanta matins", "ARNEW1187FB35FF4", 2001, 269.58322)]
+    assert not old.exists() or not list(old.glob("*.parquet"))
+    assert list((root / "songs" / "year=2001" / "artist_id=ARNEW1187FB35FF4").glob("*.parquet"))
+    assert not [r for r in read_duckdb(str(root), "songplays") if r[4] is not None]  # its play no longer fits
+    assert "AR5KOSW1187FB35FF4" not in {r[0] for r in read_duckdb(str(root), "artists")}
+    full = full_lake(tmp_path, sample_copy)
+    assert star_rows(f"lake://{root}") == star_rows(f"lake://{full}")
+    assert {t: read_duckdb(str(root), t) for t in COUNTS} == {t: read_duckdb(full, t) for t in COUNTS}
+    folders = {str(p.parent.relative_to(root)) for p in (root / "songs").rglob("*.parquet")}
+    assert folders == {str(p.parent.relative_to(full)) for p in (Path(full) / "songs").rglob("*.parquet")}
+
+
+def test_a_lake_without_the_keys_of_late_songs_needs_a_full_refresh(tmp_path, sample_copy, capsys):
+    root = tmp_path / "lake"
+    run_json(*args(sample_copy, root))
+    (path,) = (root / "_sparkify_song_records").rglob("*.parquet")  # as an earlier sparkify wrote it
+    pq.write_table(pq.read_table(path).drop_columns(["source_file", "line"]), path)
+    _december_copy(sample_copy)
+    code, _ = run_cli("run", *args(sample_copy, root))
+    message = error_text(capsys)
+    assert code == 1 and "_sparkify_song_records.line" in message and "--full-refresh" in message
+    run_json(*args(sample_copy, root, "--full-refresh"))
+    assert star_rows(f"lake://{root}") == star_rows(f"lake://{full_lake(tmp_path, sample_copy)}")
 
 
 def test_compact_layout_partitions_songs_by_year_only(tmp_path, sample, capsys):
