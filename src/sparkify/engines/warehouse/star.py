@@ -59,11 +59,14 @@ def _typed(f: Field, a: str, b: str, lazy: bool) -> str:
 def _problem(f: Field, a: str, b: str) -> str:
     """SQL naming what is wrong with a field, or NULL (records._error's reasons)."""
     if f.type == "text":
-        return (f"CASE WHEN LEFT({a}, 1) = '{{' AND is_valid_json({a}) THEN {lit(f.key + ': expected text, got object')} "
-                f"WHEN LEFT({a}, 1) = '[' AND is_valid_json_array({a}) THEN {lit(f.key + ': expected text, got array')} "
+        return (f"CASE WHEN LEFT({a}, 1) = '{{' AND is_valid_json({a}) "
+                f"THEN {lit(f.key + ': expected text, got object')} "
+                f"WHEN LEFT({a}, 1) = '[' AND is_valid_json_array({a}) "
+                f"THEN {lit(f.key + ': expected text, got array')} "
                 f"WHEN STRPOS({a}, {NUL_STAGED}) > 0 THEN {lit(f.key + ': ' + HOLDS_NUL)} END")
     what = "an integer in range" if f.type == "int" else "a finite number"
-    return f"CASE WHEN {q(f.name)} IS NULL AND {b} IS NOT NULL THEN {lit(f'{f.key}: not {what}: ')} || LEFT({b}, 40) END"
+    return (f"CASE WHEN {q(f.name)} IS NULL AND {b} IS NOT NULL "
+            f"THEN {lit(f'{f.key}: not {what}: ')} || LEFT({b}, 40) END")
 
 
 def typed_statements(staging: str, name: str, fields: tuple[Field, ...], required: tuple[str, ...],
@@ -231,16 +234,17 @@ FROM (SELECT {chosen} FROM ev e WHERE e.err IS NULL AND e.is_play
     out += ctas("b_play_keys", """SELECT p.songplay_id, p.length, s.title_key, a.artist_key,
     TIMESTAMP 'epoch' + p.ts * INTERVAL '0.001 second' AS start_time
 FROM plays p LEFT JOIN title_keys s ON s.song = p.song LEFT JOIN artist_keys a ON a.artist = p.artist""")
-    out += ctas("play_match", f"""SELECT k.title_key, k.artist_key, k.length, MIN(c.song_id{byte}) AS song_id
-FROM (SELECT DISTINCT title_key, artist_key, length FROM b_play_keys) k
-JOIN {_catalogue(t)} c ON c.title_key = k.title_key AND c.artist_key = k.artist_key
-    AND ABS(c.duration - k.length) < 0.001
-GROUP BY k.title_key, k.artist_key, k.length""")
+    out += ctas("play_match", f"""SELECT m.title_key, m.artist_key, m.length, m.song_id, c.artist_id FROM (
+    SELECT k.title_key, k.artist_key, k.length, MIN(c.song_id{byte}) AS song_id
+    FROM (SELECT DISTINCT title_key, artist_key, length FROM b_play_keys) k
+    JOIN {_catalogue(t)} c ON c.title_key = k.title_key AND c.artist_key = k.artist_key
+        AND ABS(c.duration - k.length) < 0.001
+    GROUP BY k.title_key, k.artist_key, k.length) m
+JOIN {_catalogue(t)} c ON c.song_id = m.song_id""")
     out += ctas("b_songplays", f"""SELECT p.songplay_id, k.start_time, p.user_id, {clean('p.level')} AS level,
-    m.song_id, c.artist_id, p.session_id, {clean('p.location')} AS location, {clean('p.user_agent')} AS user_agent
+    m.song_id, m.artist_id, p.session_id, {clean('p.location')} AS location, {clean('p.user_agent')} AS user_agent
 FROM plays p JOIN b_play_keys k ON k.songplay_id = p.songplay_id
-LEFT JOIN play_match m ON m.title_key = k.title_key AND m.artist_key = k.artist_key AND m.length = k.length
-LEFT JOIN {_catalogue(t)} c ON c.song_id = m.song_id""")
+LEFT JOIN play_match m ON m.title_key = k.title_key AND m.artist_key = k.artist_key AND m.length = k.length""")
     return out
 
 

@@ -119,7 +119,8 @@ def postgres_shims() -> list[str]:
     return [
         "CREATE OR REPLACE FUNCTION to_varbyte (a text, format text) RETURNS bytea LANGUAGE sql IMMUTABLE STRICT AS $$ "
         "SELECT CASE lower(format) WHEN 'utf8' THEN convert_to(a, 'UTF8') WHEN 'hex' THEN decode(a, 'hex') END $$",
-        "CREATE OR REPLACE FUNCTION from_varbyte (b bytea, format text) RETURNS text LANGUAGE sql IMMUTABLE STRICT AS $$ "
+        "CREATE OR REPLACE FUNCTION from_varbyte (b bytea, format text) RETURNS text LANGUAGE sql IMMUTABLE STRICT "
+        "AS $$ "
         "SELECT CASE lower(format) WHEN 'hex' THEN encode(b, 'hex') WHEN 'utf8' THEN convert_from(b, 'UTF8') END $$",
     ]
 

@@ -65,7 +65,7 @@ def _plays(t: Names, byte: str) -> list[tuple[str, str]]:
     return [
         *ctas("sp_replaced", f"SELECT n.{pid} FROM b_songplays n JOIN b_play_keys nk ON nk.{pid} = n.{pid} "
                              f"JOIN {t(SONGPLAYS)} s ON s.{pid} = n.{pid} "
-                             f"JOIN {t(PLAY_KEYS)} k ON k.{pid} = n.{pid} WHERE {before}", analyze=False),
+                             f"JOIN {t(PLAY_KEYS)} k ON k.{pid} = n.{pid} WHERE {before}"),
         ("replaced", _update(SONGPLAYS, "b_songplays", t, replaced)),
         ("replaced", _update(PLAY_KEYS, "b_play_keys", t, replaced)),
         ("songplays", _insert_new(SONGPLAYS, "b_songplays", t)),
@@ -106,7 +106,7 @@ def merge_statements(t: Names, dialect: SqlDialect = POSTGRES) -> list[tuple[str
     return [
         ("artists", _merge(ARTISTS, "b_artists", t)),
         *ctas("sp_song_changes", f"SELECT r.title_key, r.artist_key, r.artist_id FROM {t(SONG_RECORDS)} r "
-                                 "WHERE r.song_id IN (SELECT song_id FROM b_song_records)", analyze=False),
+                                 "WHERE r.song_id IN (SELECT song_id FROM b_song_records)"),
         ("songs", _merge(SONGS, "b_songs", t)),
         ("song_records", _merge(SONG_RECORDS, "b_song_records", t)),
         *ctas("b_users_newer", f"SELECT b.* FROM b_users b LEFT JOIN {t(USER_LATEST)} o "
