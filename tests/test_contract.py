@@ -147,7 +147,8 @@ def _break_the_merge(cell: Cell, monkeypatch) -> None:
     """A failing statement right after the songplays insert, in the merge this cell's run executes."""
     if cell.engine == "warehouse":
         original = inwarehouse.merge_statements
-        monkeypatch.setattr(inwarehouse, "merge_statements", lambda names: _fail_after_songplays(original(names)))
+        monkeypatch.setattr(inwarehouse, "merge_statements",
+                            lambda *args: _fail_after_songplays(original(*args)))
     else:
         statements = sqlmerge.SqlMerge.statements
         monkeypatch.setattr(sqlmerge.SqlMerge, "statements", lambda self: _fail_after_songplays(statements(self)))
