@@ -74,6 +74,11 @@ def _song_records(song_dir: Path):
                     yield str(path), n, json.loads(line)
 
 
+def _utf8(value) -> bytes:
+    """Text in byte order (NULL as ''), as the tie rules compare it."""
+    return b"" if value is None else str(value).encode("utf-8", "surrogatepass")
+
+
 def songplay_id(session_id: int, item: int, user_id: int, ts: int) -> int:
     digest = hashlib.md5(f"{session_id}|{item}|{user_id}|{ts}".encode()).hexdigest()
     return int(digest[:15], 16)
@@ -120,15 +125,15 @@ def star(song_dir: Path, log_dir: Path) -> dict[str, list[tuple]]:
             ts = integer(e["ts"])
             sess, item = integer(e.get("sessionId")), integer(e.get("itemInSession"))
             if uid is not None:
-                order = (ts, sess if sess is not None else -(2**63), item if item is not None else -(2**63))
+                # the latest event; for events of one instant, the greatest names, gender, level as read
+                order = (ts, sess if sess is not None else -(2**63), item if item is not None else -(2**63),
+                         *(_utf8(e.get(f)) for f in ("firstName", "lastName", "gender", "level")))
                 if uid not in latest or order > latest[uid][0]:
                     latest[uid] = (order, (clean(e.get("firstName")), clean(e.get("lastName")),
                                            clean(e.get("gender")), clean(e.get("level"))))
             if clean(e.get("page")) != "NextSong" or uid is None:
                 continue
             pid = songplay_id(sess, item, uid, ts)
-            if pid in plays:
-                continue
             length = e.get("length")
             match = [
                 (sid, aid) for duration, sid, aid in catalogue.get((key(e.get("song")), key(e.get("artist"))), [])
@@ -137,8 +142,14 @@ def star(song_dir: Path, log_dir: Path) -> dict[str, list[tuple]]:
             song_id, artist_id = min(match) if match else (None, None)
             start = dt.datetime.fromtimestamp(ts / 1000, tz=dt.timezone.utc).replace(
                 microsecond=(ts % 1000) * 1000)
-            plays[pid] = (pid, start, uid, clean(e.get("level")), song_id, artist_id, sess,
-                          clean(e.get("location")), clean(e.get("userAgent")))
+            row = (pid, start, uid, clean(e.get("level")), song_id, artist_id, sess,
+                   clean(e.get("location")), clean(e.get("userAgent")))
+            # of several copies of one event, the smallest stored values, then song and artist keys, length
+            tie = (*(_utf8(v) for v in (row[3], row[7], row[8], key(e.get("song")), key(e.get("artist")))),
+                   -1.0 if length is None else float(length))
+            if pid not in plays or tie < plays[pid][0]:
+                plays[pid] = (tie, row)
+    plays = {pid: row for pid, (_, row) in plays.items()}
     songplays = sorted(plays.values())
     users = sorted((uid, *fields) for uid, (_, fields) in latest.items())
     times = sorted({p[1] for p in songplays})
