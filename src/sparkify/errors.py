@@ -11,6 +11,7 @@ Exit codes: 0 ok, 1 the run (or command) failed, 2 usage or configuration,
 
 from __future__ import annotations
 
+import errno
 from typing import Any
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CHECKS, EXIT_REJECTS = 0, 1, 2, 3, 4
@@ -64,3 +65,16 @@ class EmptyRun(SparkifyError):
     def __init__(self, message: str, summary: Any = None):
         super().__init__(message)
         self.summary = summary
+
+
+NO_SPACE = "No space left on device"
+SPILL_GAVE_UP = "max_temp_directory_size"
+"""DuckDB words a spill that met the end of its disk as running out of memory, naming this setting (by default
+the free space of the disk under its temp_directory), not the directory."""
+
+
+def disk_full(exc: BaseException) -> bool:
+    """Whether `exc` is a write that found its disk full, as the OS, pyarrow or DuckDB word it (not yet told)."""
+    if isinstance(exc, SparkifyError):
+        return False
+    return getattr(exc, "errno", None) == errno.ENOSPC or NO_SPACE in str(exc) or SPILL_GAVE_UP in str(exc)

@@ -17,6 +17,7 @@ import time
 from sparkify.batch import Batch, RejectLimit, Run, WriteResult, summarize
 from sparkify.config import ConfigError
 from sparkify.engines.base import Engine
+from sparkify.errors import disk_full
 from sparkify.progress import Progress
 from sparkify.sources import list_files, new_files
 from sparkify.targets.base import Step, Target, TargetError
@@ -93,8 +94,15 @@ def run(
         with engine.compute(target, plan, progress) as batch:
             max_rejects.enforce(batch)
             with progress.stage("load"):
-                result = target.write(batch, plan.full_refresh,
-                                      lambda r: json.dumps(summary_of(batch, r, None)))
+                try:
+                    result = target.write(batch, plan.full_refresh,
+                                          lambda r: json.dumps(summary_of(batch, r, None)))
+                except OSError as exc:  # a target writing files itself (the lake): the OS names no file
+                    if not disk_full(exc):
+                        raise
+                    raise TargetError(f"no space left on device writing the run's files into {describe[0]}: the "
+                                      "run stopped and published nothing. Free space on that disk and run again") \
+                        from exc
         tables = target.row_counts()
     return summary_of(batch, result, tables)
 

@@ -21,6 +21,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
+from sparkify.errors import SPILL_GAVE_UP, TargetError, disk_full
+
 log = logging.getLogger(__name__)
 
 PREFIX = "sparkify-"
@@ -75,6 +77,13 @@ def scratch_dir(kind: str, parent: str | Path | None = None) -> Iterator[str]:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield path
+    except Exception as exc:
+        if disk_full(exc) and (SPILL_GAVE_UP in str(exc) or path in str(exc)):
+            what = "DuckDB's spill files" if SPILL_GAVE_UP in str(exc) else "the run's scratch files"
+            raise TargetError(f"no space left on device in {path}, writing {what}: the run stopped and wrote "
+                              "nothing. Free space on that disk, or point TMPDIR at a larger one, and run again") \
+                from exc
+        raise
     finally:
         _remove(path)
         os.close(fd)

@@ -24,6 +24,7 @@ from urllib.parse import parse_qsl
 import duckdb
 
 from sparkify.batch import DUCKDB, DuckDBBatch, SummaryFn, WriteResult, configure
+from sparkify.errors import disk_full
 from sparkify.schema import (
     ALL_TABLES,
     DUCKDB_DIALECT,
@@ -130,11 +131,25 @@ class DuckDBTarget(DuckDBHost, Target):
             try:
                 self._create(self._con)
                 yield
+            except Exception as exc:
+                if disk_full(exc):
+                    raise self._no_space(exc) from exc
+                raise
             finally:
                 self._con.close()
                 self._con = None
         finally:
             os.close(lock)
+
+    def _no_space(self, exc: Exception) -> TargetError:
+        """Say which of the file's own files filled its disk: DuckDB names a file it failed to write, but not its
+        spill directory."""
+        named = re.search(r'file "([^"]+)"', str(exc))
+        path = named.group(1) if named else f"{self.path}.tmp"
+        what = ("the write-ahead log" if path.endswith(".wal") else "the spill files"
+                if path.startswith(f"{self.path}.tmp") else "the database file")
+        return TargetError(f"no space left on device writing {path} ({what} of DuckDB file {self.path}): the run "
+                           "stopped and wrote nothing. Free space on that disk and run again")
 
     def engine_connection(self) -> duckdb.DuckDBPyConnection:
         assert self._con is not None, "use within session()"
