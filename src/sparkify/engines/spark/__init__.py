@@ -34,6 +34,7 @@ from sparkify.engines.spark.session import session as spark_session
 from sparkify.progress import Progress
 from sparkify.schema import (
     ARTISTS,
+    PLAY_KEYS,
     REJECTS,
     SONG_RECORDS,
     SONGPLAYS,
@@ -59,8 +60,12 @@ BATCH_COLUMNS: dict[str, tuple[Column, ...]] = {
     "b_users": USERS.columns + tuple(c for c in USER_LATEST.columns if c.name != "user_id"),
     "b_time": TIME.columns,
     "b_songplays": SONGPLAYS.columns,
+    "b_play_keys": PLAY_KEYS.columns,
 }
 """The batch tables Spark computes, with the columns DuckDBEngine gives them."""
+
+CATALOGUE = "catalogue.parquet"
+"""The target's song records, staged for Spark (and for telling new song_ids from replaced ones)."""
 
 
 class SparkEngine(Engine):
@@ -106,7 +111,7 @@ class SparkEngine(Engine):
             for name, df in result.tables.items():
                 df.write.parquet(str(staging / name))
                 self._load(con, name, staging / name)
-        result.finish(self._count(con, "b_songs"), self._count(con, "b_songplays"))
+        result.finish(self._new_songs(con, staging), self._count(con, "b_songplays"))
         self._store_rejects(con, run.run_id, result.rejects)
         batch = DuckDBBatch(run, songs=result.songs, events=result.events, file_records=result.file_records,
                             con=con)
@@ -117,7 +122,7 @@ class SparkEngine(Engine):
     def _export_catalogue(target: DuckDBHost, con: duckdb.DuckDBPyConnection, staging: Path, run: Run) -> Path:
         """The target's song records as one Parquet file Spark can read (streamed, not held in memory)."""
         relation = target.catalogue_relation(con, run.full_refresh)
-        path = staging / "catalogue.parquet"
+        path = staging / CATALOGUE
         names = ", ".join(DIALECT.quote(c.name) for c in SONG_RECORDS.columns)
         reader = con.sql(f"SELECT {names} FROM {relation}").to_arrow_reader(100_000)
         schema = arrow_schema(SONG_RECORDS)
@@ -137,6 +142,13 @@ class SparkEngine(Engine):
         if files:
             names = ", ".join(q(c.name) for c in columns)
             con.execute(f"INSERT INTO {q(name)} SELECT {names} FROM read_parquet(?)", [files])
+
+    @staticmethod
+    def _new_songs(con: duckdb.DuckDBPyConnection, staging: Path) -> int:
+        """The batch's records of song_ids not loaded before: a record that replaces a stored one is a duplicate."""
+        stored = str(staging / CATALOGUE)
+        return con.execute("SELECT count(*) FROM b_song_records WHERE song_id NOT IN "
+                           "(SELECT song_id FROM read_parquet(?))", [stored]).fetchall()[0][0]
 
     @staticmethod
     def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:

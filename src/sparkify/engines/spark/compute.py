@@ -25,7 +25,16 @@ from sparkify.engines.spark.records import is_object_text, read_fields, with_err
 from sparkify.engines.spark.text import TextFix
 from sparkify.progress import Progress
 from sparkify.records import EVENT_FIELDS, EVENT_REQUIRED, ID_TAIL, NEXTSONG_REQUIRED, SONG_FIELDS, SONG_REQUIRED
-from sparkify.schema import SONG_RECORDS, SONGPLAYS, TIME, USER_LATEST, USERS, spark_conform, spark_schema
+from sparkify.schema import (
+    PLAY_KEYS,
+    SONG_RECORDS,
+    SONGPLAYS,
+    TIME,
+    USER_LATEST,
+    USERS,
+    spark_conform,
+    spark_schema,
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +57,7 @@ class Computed:
     events: dict = field(default_factory=dict)
     file_records: dict[str, int] = field(default_factory=dict)
     catalogue: DataFrame | None = None
-    """Song records already loaded plus this batch's: what plays are matched against."""
+    """Song records already loaded, the batch's in place of those they replace: what plays are matched against."""
     plays: DataFrame | None = None
     """The batch's distinct song plays (one per songplay_id)."""
     valid_songs: int = 0
@@ -180,18 +189,23 @@ def _songs(batch: Computed, fix: TextFix, rows: DataFrame, catalogue: DataFrame)
         batch.rejects.append(_reject("song", r.source_file, r.line, r.error, r.raw))
     record = [F.col(f.name) if f.name != "year" else F.nullif("year", F.lit(0)).alias("year")
               for f in SONG_FIELDS if f.name != "song_id"]
+    stored = spark_conform(catalogue, SONG_RECORDS)
+    held = stored.select("song_id", F.col("source_file").alias("s_file"), F.col("line").alias("s_line"))
+    wins = (F.col("s_file").isNull() | (F.col("source_file") < F.col("s_file"))
+            | ((F.col("source_file") == F.col("s_file")) & (F.col("line") <= F.col("s_line"))))
     chosen = (songs.where(F.col("error").isNull())
               .groupBy("song_id")
-              .agg(F.min_by(F.struct(*record, "a_title", "a_artist_name"),
+              .agg(F.min_by(F.struct(*record, "source_file", "line", "a_title", "a_artist_name"),
                             F.struct("source_file", "line")).alias("r"))
               .select("song_id", "r.*")
-              .join(catalogue.select("song_id"), "song_id", "left_anti"))
+              .join(held, "song_id", "left").where(wins))
     chosen = fix.apply(chosen, {}, {"title_key": "a_title", "artist_key": "a_artist_name"})
     records = _persist(batch, spark_conform(chosen.withColumn("year", F.col("year").try_cast("int")), SONG_RECORDS))
     batch.tables["b_song_records"] = records
     batch.tables["b_songs"] = records.select("song_id", "title", "artist_id", "year", "duration")
-    batch.tables["b_artists"] = _artists(spark_conform(catalogue, SONG_RECORDS).unionByName(records), records)
-    batch.catalogue = spark_conform(catalogue, SONG_RECORDS).unionByName(records)
+    replaced = stored.join(records.select("song_id"), "song_id", "left_semi").select("artist_id")
+    batch.catalogue = stored.join(records.select("song_id"), "song_id", "left_anti").unionByName(records)
+    batch.tables["b_artists"] = _artists(batch.catalogue, records.select("artist_id").union(replaced))
 
     read = valid = 0
     for r in songs.groupBy("source_file").agg(F.count("*").alias("n"), F.count(F.when(
@@ -203,13 +217,14 @@ def _songs(batch: Computed, fix: TextFix, rows: DataFrame, catalogue: DataFrame)
     batch.valid_songs = valid
 
 
-def _artists(catalogue: DataFrame, records: DataFrame) -> DataFrame:
-    """Each artist's most frequent non-NULL value per field (ties: the smallest), over all its songs."""
-    touched = catalogue.join(records.select("artist_id").distinct(), "artist_id", "left_semi")
+def _artists(catalogue: DataFrame, touched: DataFrame) -> DataFrame:
+    """Each artist's most frequent non-NULL value per field (ties: the smallest), over all its songs, for the
+    `touched` artist_ids: a run's records, and those whose record one of them replaced."""
+    songs = catalogue.join(touched.distinct(), "artist_id", "left_semi")
     fields = {"name": "artist_name", "location": "artist_location",
               "latitude": "artist_latitude", "longitude": "artist_longitude"}
-    return touched.groupBy("artist_id").agg(*(F.mode(src, deterministic=True).alias(out)
-                                               for out, src in fields.items()))
+    return songs.groupBy("artist_id").agg(*(F.mode(src, deterministic=True).alias(out)
+                                             for out, src in fields.items()))
 
 
 # -- events ------------------------------------------------------------------
@@ -285,31 +300,26 @@ def _locate_event_rejects(batch: Computed, ev: DataFrame, undecodable: set[str])
 # -- the star ----------------------------------------------------------------
 
 def _star(batch: Computed, fix: TextFix, ev: DataFrame) -> None:
-    """Song plays, time and users, with DuckDB's tie-breaks on the text as read."""
+    """Song plays, their match keys, time and users, with DuckDB's tie-breaks (targets/sqlmerge.py's rules)."""
     play = ["level", "location", "user_agent", "song", "artist", "length"]
     identity = ["session_id", "item_in_session", "user_id", "ts"]
-    tie = [F.coalesce(F.col(c), F.lit(-1.0) if c == "length" else F.lit("")) for c in play]
-    plays = (ev.where("is_play").groupBy(*identity)
-             .agg(F.min_by(F.struct(*play), F.struct(*tie)).alias("r"))
-             .select(*identity, "r.*")
-             .withColumn("songplay_id", F.conv(F.substring(F.md5(F.concat_ws(
-                 "|", *(F.col(c).cast("string") for c in identity))), 1, 15), 16, 10).cast("bigint")))
-    plays = _persist(batch, plays)
-    pairs = plays.where(F.col("song").isNotNull() & F.col("artist").isNotNull()).select("song", "artist").distinct()
-    keys = fix.apply(pairs, {}, {"title_key": "song", "artist_key": "artist"})
+    plays = _persist(batch, _plays(fix, ev.where("is_play"), play, identity).withColumn(
+        "songplay_id", F.conv(F.substring(F.md5(F.concat_ws(
+            "|", *(F.col(c).cast("string") for c in identity))), 1, 15), 16, 10).cast("bigint")))
+    keyed = fix.apply(plays.withColumnRenamed("level", "a_level").withColumnRenamed("location", "a_location")
+                      .withColumnRenamed("user_agent", "a_user_agent"),
+                      {"level": "a_level", "location": "a_location", "user_agent": "a_user_agent"},
+                      {"title_key": "song", "artist_key": "artist"}).withColumn("start_time", F.timestamp_millis("ts"))
     catalogue = batch.catalogue
-    match = (plays.where(F.col("length").isNotNull()).select("song", "artist", "length").distinct()
-             .join(keys, ["song", "artist"])
+    key = ["title_key", "artist_key", "length"]
+    match = (keyed.where(F.col("length").isNotNull()).select(*key).distinct()
              .join(catalogue.select("song_id", "title_key", "artist_key", "duration"), ["title_key", "artist_key"])
              .where(F.abs(F.col("duration") - F.col("length")) < 0.001)
-             .groupBy("song", "artist", "length").agg(F.min("song_id").alias("song_id")))
-    songplays = (plays.join(match, ["song", "artist", "length"], "left")
-                 .join(catalogue.select("song_id", "artist_id"), "song_id", "left")
-                 .withColumn("start_time", F.timestamp_millis("ts")))
-    songplays = fix.apply(songplays.withColumnRenamed("level", "a_level").withColumnRenamed("location", "a_location")
-                          .withColumnRenamed("user_agent", "a_user_agent"),
-                          {"level": "a_level", "location": "a_location", "user_agent": "a_user_agent"})
+             .groupBy(*key).agg(F.min("song_id").alias("song_id")))
+    songplays = (keyed.join(match, key, "left")
+                 .join(catalogue.select("song_id", "artist_id"), "song_id", "left"))
     batch.tables["b_songplays"] = spark_conform(songplays, SONGPLAYS)
+    batch.tables["b_play_keys"] = spark_conform(keyed, PLAY_KEYS)
     t = F.col("start_time")
     batch.tables["b_time"] = spark_conform(
         batch.tables["b_songplays"].select("start_time").distinct().select(
@@ -324,10 +334,25 @@ def _star(batch: Computed, fix: TextFix, ev: DataFrame) -> None:
              .agg(F.max_by(F.struct(*(F.col(c).alias(f"a_{c}") for c in who), "ts", "session_id",
                                     "item_in_session"), order).alias("r"))
              .select("user_id", "r.*"))
-    users = fix.apply(users, {c: f"a_{c}" for c in who})
+    users = fix.apply(users, {c: f"a_{c}" for c in who}).select(
+        "*", *(F.coalesce(F.col(f"a_{c}"), F.lit("")).alias(f"tie_{c}") for c in who))
     latest = tuple(c.name for c in USER_LATEST.columns if c.name != "user_id")
     batch.tables["b_users"] = spark_conform(users, USERS, latest)
     batch.plays = plays
+
+
+def _plays(fix: TextFix, events: DataFrame, play: list[str], identity: list[str]) -> DataFrame:
+    """One row per event: a copy's values (`play`), of several copies the one that comes first by
+    sqlmerge.PLAY_TIE. Duplicates are rare, so only their copies are cleaned and keyed for the tie (adaptive
+    execution broadcasts their identities when they are few)."""
+    grouped = events.groupBy(*identity).agg(F.count("*").alias("n"), F.any_value(F.struct(*play)).alias("r"))
+    copies = events.join(grouped.where("n > 1").select(*identity), identity, "left_semi")
+    tie = {"t_level": "level", "t_location": "location", "t_user_agent": "user_agent"}
+    copies = fix.apply(copies, tie, {"t_title_key": "song", "t_artist_key": "artist"})
+    order = F.struct(*(F.coalesce(F.col(c), F.lit("")) for c in (*tie, "t_title_key", "t_artist_key")),
+                     F.coalesce(F.col("length"), F.lit(-1.0)))
+    chosen = copies.groupBy(*identity).agg(F.min_by(F.struct(*play), order).alias("r"))
+    return grouped.where("n = 1").select(*identity, "r").unionByName(chosen).select(*identity, "r.*")
 
 
 def _reject(kind: str, source_file: str, line: int | None, reason: str, raw: str | None) -> dict:
