@@ -44,7 +44,8 @@ JAVA_OPTS = "-Duser.timezone=UTC -XX:+UseSerialGC -XX:TieredStopAtLevel=1"
 SUBMIT_CONF = {
     "spark.ui.enabled": "false",
     "spark.ui.showConsoleProgress": "false",
-    "spark.sql.shuffle.partitions": "4",
+    "spark.sql.shuffle.partitions": "2",
+    "spark.locality.wait": "0",
     "spark.executor.memory": "768m",
     "spark.executor.extraJavaOptions": "-Duser.timezone=UTC -XX:+UseSerialGC",
     "spark.executorEnv.TZ": "UTC",
@@ -112,6 +113,10 @@ def job_env(python: Path, **extra: str) -> dict[str, str]:
     return env
 
 
+def conf_args(settings: dict[str, str]) -> list[str]:
+    return [a for k, v in settings.items() for a in ("--conf", f"{k}={v}")]
+
+
 class Submitted:
     """A spark-submit of the artifact in client mode, running in the background."""
 
@@ -120,7 +125,7 @@ class Submitted:
         settings = {**SUBMIT_CONF, **(conf or {})}
         command = [str(SPARK_HOME / "bin" / "spark-submit"), "--master", master, "--deploy-mode", "client",
                    "--driver-java-options", JAVA_OPTS, "--py-files", str(artifact / "sparkify-spark.zip"),
-                   *(a for k, v in settings.items() for a in ("--conf", f"{k}={v}")),
+                   *conf_args(settings),
                    str(artifact / "spark_job.py"), *job_args]
         self.out, self.err = cwd / "job.out", cwd / "job.err"
         with self.out.open("wb") as out, self.err.open("wb") as err:
@@ -163,11 +168,31 @@ def jobs(master, artifact, bare_python, data, s3_endpoint, tmp_path_factory) -> 
                                                                        for k, v in aws.items()}},
                         env={"SPARKIFY_S3_ENDPOINT_URL": s3_endpoint, **aws}),
     }
+    connect = None
     try:
-        yield {"local": (started["local"], local_dir / "lake"), "s3": (started["s3"], bucket)}
+        # the Connect server's JVM starts while the two jobs run; it gets the cores when they are done
+        if _wait_for_apps(2):
+            connect = ConnectServer(master, bare_python, tmp_path_factory.mktemp("connect-logs"))
+        yield {"local": (started["local"], local_dir / "lake"), "s3": (started["s3"], bucket), "connect": connect}
     finally:
         for job in started.values():
             job.stop()
+        if connect is not None:
+            connect.stop()
+
+
+def _wait_for_apps(count: int, seconds: float = 120) -> bool:
+    """Whether the master lists `count` running applications within `seconds` (its JSON status)."""
+    ui = _service("SPARKIFY_TEST_SPARK_UI")
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if len(json.load(urllib.request.urlopen(f"{ui}/json/", timeout=5))["activeapps"]) >= count:
+                return True
+        except OSError:
+            pass
+        time.sleep(0.5)
+    return False
 
 
 def assert_code_from_artifact(summary: dict, artifact: Path, python: Path) -> None:
@@ -269,28 +294,40 @@ def connect_client(tmp_path_factory) -> str:
     return str(target)
 
 
-@pytest.fixture(scope="module")
-def connect_server(master, bare_python, tmp_path_factory) -> str:
-    """sbin/start-connect-server.sh from the pyspark package, on the cluster, its Python workers on the
-    bare Python; stopped after the module (it holds the cluster's cores while it runs)."""
-    logs = tmp_path_factory.mktemp("connect-logs")
-    env = job_env(bare_python, SPARK_LOG_DIR=str(logs), SPARK_PID_DIR=str(logs), SPARK_IDENT_STRING="sparkify-test")
-    sbin = SPARK_HOME / "sbin"
-    conf = {**SUBMIT_CONF, "spark.connect.grpc.binding.address": "127.0.0.1",
-            "spark.connect.grpc.binding.port": str(CONNECT_PORT)}
-    subprocess.run([str(sbin / "start-connect-server.sh"), "--master", master, "--driver-java-options", JAVA_OPTS,
-                    *(a for k, v in conf.items() for a in ("--conf", f"{k}={v}"))],
-                   env=env, check=True, capture_output=True, timeout=120)
-    try:
-        deadline = time.monotonic() + 120
+class ConnectServer:
+    """sbin/start-connect-server.sh from the pyspark package, on the cluster (all its cores), its Python
+    workers on the bare Python. A Spark application that holds its executors until stopped."""
+
+    def __init__(self, master: str, python: Path, logs: Path):
+        self.logs = logs
+        self.env = job_env(python, SPARK_LOG_DIR=str(logs), SPARK_PID_DIR=str(logs),
+                           SPARK_IDENT_STRING="sparkify-test")
+        conf = {**SUBMIT_CONF, "spark.connect.grpc.binding.address": "127.0.0.1",
+                "spark.connect.grpc.binding.port": str(CONNECT_PORT)}
+        subprocess.run([str(SPARK_HOME / "sbin" / "start-connect-server.sh"), "--master", master,
+                        "--driver-java-options", JAVA_OPTS, *conf_args(conf)],
+                       env=self.env, check=True, capture_output=True, timeout=120)
+
+    def url(self, seconds: float = 180) -> str:
+        deadline = time.monotonic() + seconds
         while not _listening(CONNECT_PORT):
             if time.monotonic() > deadline:
-                log = "".join(p.read_text(errors="replace")[-3000:] for p in logs.glob("*.out"))
+                log = "".join(p.read_text(errors="replace")[-3000:] for p in self.logs.glob("*.out"))
                 pytest.fail(f"the Spark Connect server did not listen on {CONNECT_PORT}: {log}")
             time.sleep(0.5)
-        yield f"sc://127.0.0.1:{CONNECT_PORT}"
-    finally:
-        subprocess.run([str(sbin / "stop-connect-server.sh")], env=env, capture_output=True, timeout=120)
+        return f"sc://127.0.0.1:{CONNECT_PORT}"
+
+    def stop(self) -> None:
+        subprocess.run([str(SPARK_HOME / "sbin" / "stop-connect-server.sh")], env=self.env, capture_output=True,
+                       timeout=120)
+
+
+@pytest.fixture(scope="module")
+def connect_server(jobs) -> str:
+    """The server the jobs fixture started once both submits had their cores."""
+    if jobs["connect"] is None:
+        pytest.fail("the two submitted jobs did not both start on the cluster within 2 minutes")
+    return jobs["connect"].url()
 
 
 def _listening(port: int) -> bool:
