@@ -14,7 +14,8 @@ export SPARKIFY_REQUIRE_SERVICES=1 TZ=UTC SPARK_LOCAL_IP=127.0.0.1
 if [[ $# -eq 0 ]]; then
   # the longest files first (the examples' venvs, Spark), so that the two workers share them
   set -- -m "not slow and not examples" -n 2 --dist loadfile --durations=25 \
-    tests/test_examples_in_their_venvs.py tests/test_contract_spark.py tests/test_spark.py tests
+    tests/test_examples_in_their_venvs.py tests/test_spark_cluster.py tests/test_contract_spark.py tests/test_spark.py \
+    tests
 fi
 .venv/bin/lint-imports --no-cache | tail -n 3  # the layer contracts in pyproject.toml
 .venv/bin/python -m pytest "$@"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create an EMR cluster, upload sparkify, and run the Spark job (src/sparkify/spark_job.py) as a step.
+# Create an EMR cluster, upload sparkify as the artifact scripts/spark-artifact.sh builds (the one the tests
+# submit to a standalone cluster), and run the Spark job with it (--py-files) as a step.
 #
 # Credentials: the AWS CLI's own (profile, environment, SSO or instance role). Nothing secret is read,
 # written or passed here; the cluster reaches S3 through its EC2 instance profile (EMR_EC2_DefaultRole).
@@ -64,11 +65,12 @@ run() {
 dist=$(mktemp -d)
 trap 'rm -rf "$dist"' EXIT
 
-# 1. The package as a wheel, the job as a file (spark-submit takes a path), the node bootstrap.
-run python3 -m pip wheel --quiet --no-deps --wheel-dir "$dist" "$repo"
-wheel_name="sparkify-$(sed -n 's/^version = "\(.*\)"/\1/p' "$repo/pyproject.toml")-py3-none-any.whl"
-run aws s3 cp --region "$region" "$dist/$wheel_name" "$code/$wheel_name"
-run aws s3 cp --region "$region" "$repo/src/sparkify/spark_job.py" "$code/spark_job.py"
+# 1. The artifact the tests submit too (scripts/spark-artifact.sh): the package as one zip for --py-files,
+#    the entry script, the pinned requirements the nodes install; and the node bootstrap.
+run "$repo/scripts/spark-artifact.sh" "$dist"
+run aws s3 cp --region "$region" "$dist/sparkify-spark.zip" "$code/sparkify-spark.zip"
+run aws s3 cp --region "$region" "$dist/spark_job.py" "$code/spark_job.py"
+run aws s3 cp --region "$region" "$dist/sparkify-spark-requirements.txt" "$code/sparkify-spark-requirements.txt"
 run aws s3 cp --region "$region" "$here/bootstrap.sh" "$code/bootstrap.sh"
 
 # 2. The cluster: default EMR roles, Spark with UTC settings, sparkify on every node.
@@ -82,7 +84,7 @@ lifetime=(--auto-terminate)
 on_failure=TERMINATE_CLUSTER
 [[ $keep -eq 1 ]] && on_failure=CONTINUE
 
-step="Type=Spark,Name=sparkify,ActionOnFailure=$on_failure,Args=[--deploy-mode,cluster,$code/spark_job.py,--songs,$songs,--logs,$logs,--out,$out]"
+step="Type=Spark,Name=sparkify,ActionOnFailure=$on_failure,Args=[--deploy-mode,cluster,--py-files,$code/sparkify-spark.zip,$code/spark_job.py,--songs,$songs,--logs,$logs,--out,$out]"
 
 run aws emr create-cluster \
   --region "$region" \
@@ -94,7 +96,7 @@ run aws emr create-cluster \
   --use-default-roles \
   "${network[@]}" \
   --log-uri "s3://$bucket/sparkify/emr-logs/" \
-  --bootstrap-actions "Path=$code/bootstrap.sh,Name=sparkify,Args=[$code/$wheel_name]" \
+  --bootstrap-actions "Path=$code/bootstrap.sh,Name=sparkify,Args=[$code/sparkify-spark-requirements.txt]" \
   --configurations "file://$here/configurations.json" \
   --steps "$step" \
   "${lifetime[@]}" \

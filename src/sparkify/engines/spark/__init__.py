@@ -31,6 +31,7 @@ from sparkify.batch import DUCKDB, SPARK, Batch, DuckDBBatch, Run, SparkBatch
 from sparkify.engines.base import Engine
 from sparkify.engines.spark.compute import compute as compute_batch
 from sparkify.engines.spark.session import session as spark_session
+from sparkify.engines.spark.session import size_shuffles
 from sparkify.progress import Progress
 from sparkify.schema import (
     ARTISTS,
@@ -80,6 +81,8 @@ class SparkEngine(Engine):
         conf = {k: str(v) for k, v in self.options.items() if k.startswith("spark.")}
         with progress.stage("spark"):
             spark = spark_session(self.options.get("master"), conf, submitted=bool(self.options.get("submitted")))
+        if "spark.sql.shuffle.partitions" not in conf:
+            size_shuffles(spark, sum(f.size for _, f in run.files()))
         into_duckdb = self.host(target) == DUCKDB
         songs = [f.path for f in run.song_files] if run.listed else run.songs
         logs = [f.path for f in run.log_files] if run.listed else run.logs

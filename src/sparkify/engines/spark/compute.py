@@ -235,7 +235,7 @@ def _read_events(spark: SparkSession, batch: Computed, source: Source) -> DataFr
     if lines is None:
         lines = spark.createDataFrame([], "source_file string, value string")
     utf8 = F.is_valid_utf8("value")
-    control = F.instr("value", "\x01") > 0  # read as DuckDB's line reader reads it: never valid JSON
+    control = F.col("value").contains("\x01")  # read as DuckDB's line reader reads it: never valid JSON
     raw = F.when(utf8, F.when(control, F.concat(F.substring_index("value", "\x01", 1), F.lit("\x01")))
                  .otherwise(F.col("value")))
     lines = (lines.select("source_file", F.lit(None).cast("bigint").alias("line"), raw.alias("raw"),
@@ -322,7 +322,7 @@ def _star(batch: Computed, fix: TextFix, ev: DataFrame) -> None:
     batch.tables["b_play_keys"] = spark_conform(keyed, PLAY_KEYS)
     t = F.col("start_time")
     batch.tables["b_time"] = spark_conform(
-        batch.tables["b_songplays"].select("start_time").distinct().select(
+        plays.select(F.timestamp_millis("ts").alias("start_time")).distinct().select(
             "start_time", F.hour(t).alias("hour"), F.dayofmonth(t).alias("day"), F.weekofyear(t).alias("week"),
             F.month(t).alias("month"), F.year(t).alias("year"),
             F.extract(F.lit("DAYOFWEEK_ISO"), t).alias("weekday")), TIME)

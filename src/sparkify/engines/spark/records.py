@@ -169,12 +169,15 @@ def read_fields(lines: DataFrame, fields: tuple[Field, ...]) -> DataFrame:
     column is used twice is not merged into the next.
     """
     raw = F.col("raw")
-    body = F.btrim(raw, F.lit(JSON_WS))
+    plain = raw.startswith("{") & raw.endswith("}")  # nothing to trim: most lines
+    body = F.when(plain, raw).otherwise(F.btrim(raw, F.lit(JSON_WS)))
     j = lines.select("*", F.from_json(raw, struct_schema(fields), JSON_OPTIONS).alias("_j"), body.alias("_body"))
     value = {f.name: F.col(f"_j.`{f.key}`") for f in fields}
     corrupt = F.col(f"_j.{CORRUPT}").isNotNull()
-    starts = F.ltrim(raw).startswith("{")
-    suspect = F.instr("_body", "}") < F.length("_body")  # something after the first '}'
+    starts = raw.startswith("{") | F.ltrim(raw).startswith("{")
+    size = F.octet_length("_body")
+    first_close = F.octet_length(F.substring_index("_body", "}", 1))  # in bytes: '}' is one byte
+    suspect = (size > 0) & (first_close + 1 != size)  # something after the first '}', or no '}'
     rare = j.select("*", F.when(corrupt | ~starts | suspect, single_value(raw)).alias("_single"),
                     *(F.when(_rare_number(value[f.name])[0] | _rare_number(value[f.name])[1], _token(raw, f.key))
                       .alias(f"_t_{f.name}") for f in fields))

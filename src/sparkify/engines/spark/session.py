@@ -40,9 +40,18 @@ LAUNCH_CONF = {
 
 TUNING_CONF = {
     "spark.sql.files.openCostInBytes": "8192",
+    "spark.sql.codegen.hugeMethodLimit": "8000",
 }
-"""Speed only, for new sessions: song files are a few KB each; Spark's 4 MB default cost of opening
-one spreads the original 14,896 files over hundreds of tasks instead of a few."""
+"""Speed only, for new sessions. Song files are a few KB each; Spark's 4 MB default cost of opening
+one spreads the original 14,896 files over hundreds of tasks instead of a few. The JVM never compiles
+a method over 8,000 bytes of bytecode: a whole-stage method that big (the record typing makes one)
+runs interpreted, several times slower than Spark's split per-operator code."""
+
+SPLITS_PER_CORE = 4
+"""Input splits per core: fewer leaves one core idle at the end of a scan of a few large log files."""
+
+SHUFFLE_BYTES = 32 * 2**20
+"""Input bytes per shuffle partition: AQE coalesces the small ones, so this only bounds the large."""
 
 LOCAL_CONF = {
     "spark.sql.shuffle.partitions": "4",
@@ -91,4 +100,13 @@ def session(master: str | None = None, conf: dict[str, str] | None = None, submi
         log.info("starting Spark on %s", master or "spark-submit's master")
         spark = builder.getOrCreate()
         spark.sparkContext.setLogLevel("WARN")
+        if "spark.sql.files.minPartitionNum" not in settings:
+            splits = SPLITS_PER_CORE * spark.sparkContext.defaultParallelism
+            spark.conf.set("spark.sql.files.minPartitionNum", str(splits))
         return spark
+
+
+def size_shuffles(spark, input_bytes: int) -> None:
+    """Shuffle partitions for this much input: at least one per core, more as the data grows."""
+    cores = spark.sparkContext.defaultParallelism
+    spark.conf.set("spark.sql.shuffle.partitions", str(max(cores, min(input_bytes // SHUFFLE_BYTES, 50 * cores))))
