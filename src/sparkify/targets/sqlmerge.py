@@ -63,6 +63,19 @@ def user_tie(row: str, collate: str = "") -> list[str]:
             *(f"{row}.{c}{collate}" for c in USER_TIE[3:])]
 
 
+def rematch_select(q: Callable[[str], str], t: Callable[[Table], str], records: str, collate: str = "") -> str:
+    """SELECT songplay_id, song_id, artist_id: the match, in the catalogue as merged, of every stored play
+    whose key a changed song carries (the key of a record in `records`, or of one it replaced, noted in
+    sp_song_changes). Shared by this merge and the in-warehouse one."""
+    tk, ak, pid, sid, artist = q("title_key"), q("artist_key"), q("songplay_id"), q("song_id"), q("artist_id")
+    keys = f"SELECT {tk}, {ak} FROM {records} UNION SELECT {tk}, {ak} FROM sp_song_changes"
+    best = (f"SELECT k.{pid}, min(r.{sid}{collate}) AS {sid} FROM {t(PLAY_KEYS)} k "
+            f"JOIN ({keys}) a ON a.{tk} = k.{tk} AND a.{ak} = k.{ak} "
+            f"LEFT JOIN {t(SONG_RECORDS)} r ON r.{tk} = k.{tk} AND r.{ak} = k.{ak} "
+            f"AND abs(r.{q('duration')} - k.{q('length')}) < 0.001 GROUP BY k.{pid}")
+    return f"SELECT m.{pid}, m.{sid}, r.{artist} FROM ({best}) m LEFT JOIN {t(SONG_RECORDS)} r ON r.{sid} = m.{sid}"
+
+
 class SqlMerge:
     def __init__(self, quote: Callable[[str], str], table: Callable[[Table], str], stage: Callable[[str], str],
                  anti_join: bool = True, collate: str = ""):
@@ -154,15 +167,9 @@ class SqlMerge:
         replaced): a late song gives them its song_id, a replaced record takes it back. The plays are
         found by their key in PLAY_KEYS, the candidates in the catalogue as merged; an artist left
         without a song record goes."""
-        q, t, b, c = self.q, self.t, self.stage, self.collate
-        tk, ak, pid, sid, artist = q("title_key"), q("artist_key"), q("songplay_id"), q("song_id"), q("artist_id")
-        keys = f"SELECT {tk}, {ak} FROM {b('b_song_records')} UNION SELECT {tk}, {ak} FROM sp_song_changes"
-        best = (f"SELECT k.{pid}, min(r.{sid}{c}) AS {sid} FROM {t(PLAY_KEYS)} k "
-                f"JOIN ({keys}) a ON a.{tk} = k.{tk} AND a.{ak} = k.{ak} "
-                f"LEFT JOIN {t(SONG_RECORDS)} r ON r.{tk} = k.{tk} AND r.{ak} = k.{ak} "
-                f"AND abs(r.{q('duration')} - k.{q('length')}) < 0.001 GROUP BY k.{pid}")
-        match = (f"SELECT m.{pid}, m.{sid}, r.{artist} FROM ({best}) m "
-                 f"LEFT JOIN {t(SONG_RECORDS)} r ON r.{sid} = m.{sid}")
+        q, t = self.q, self.t
+        pid, sid, artist = q("songplay_id"), q("song_id"), q("artist_id")
+        match = rematch_select(q, t, self.stage("b_song_records"), self.collate)
         return [
             ("rematch", f"UPDATE {t(SONGPLAYS)} AS x SET {sid} = m.{sid}, {artist} = m.{artist} FROM ({match}) m "
                         f"WHERE x.{pid} = m.{pid} AND (x.{sid} IS DISTINCT FROM m.{sid} "

@@ -27,7 +27,7 @@ from sparkify.schema import (
     Table,
 )
 from sparkify.staging import POSTGRES, Names, SqlDialect, ctas, q
-from sparkify.targets.sqlmerge import lexicographic, play_tie, user_tie
+from sparkify.targets.sqlmerge import lexicographic, play_tie, rematch_select, user_tie
 
 
 def _cols(table: Table, prefix: str = "") -> str:
@@ -78,15 +78,9 @@ def _rematch(t: Names, byte: str) -> list[tuple[str, str]]:
     replaced): a late song gives them its song_id, a replaced record takes it back. The plays are found by
     their key in the play keys (indexed on PostgreSQL, the sort key on Redshift), not by a scan of all
     plays; an artist left without a song record goes."""
-    tk, ak, pid, sid, artist = q("title_key"), q("artist_key"), q("songplay_id"), q("song_id"), q("artist_id")
-    keys = f"SELECT {tk}, {ak} FROM b_song_records UNION SELECT {tk}, {ak} FROM sp_song_changes"
-    best = (f"SELECT k.{pid}, MIN(r.{sid}{byte}) AS {sid} FROM {t(PLAY_KEYS)} k "
-            f"JOIN ({keys}) a ON a.{tk} = k.{tk} AND a.{ak} = k.{ak} "
-            f"LEFT JOIN {t(SONG_RECORDS)} r ON r.{tk} = k.{tk} AND r.{ak} = k.{ak} "
-            f"AND ABS(r.{q('duration')} - k.{q('length')}) < 0.001 GROUP BY k.{pid}")
+    pid, sid, artist = q("songplay_id"), q("song_id"), q("artist_id")
     return [
-        *ctas("sp_rematch", f"SELECT m.{pid}, m.{sid}, r.{artist} FROM ({best}) m "
-                            f"LEFT JOIN {t(SONG_RECORDS)} r ON r.{sid} = m.{sid}", analyze=False),
+        *ctas("sp_rematch", rematch_select(q, t, "b_song_records", byte), analyze=False),
         ("rematch", f"UPDATE {t(SONGPLAYS)} AS tgt SET {sid} = src.{sid}, {artist} = src.{artist} "
                     f"FROM sp_rematch AS src WHERE tgt.{pid} = src.{pid} "
                     f"AND (COALESCE(tgt.{sid}, '') <> COALESCE(src.{sid}, '') "
