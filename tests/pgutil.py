@@ -100,13 +100,18 @@ def _one_row_batch() -> DuckDBBatch:
                  "21 AS hour, 1 AS day, 44 AS week, 11 AS month, 2018 AS year, 4 AS weekday")
     con.execute("CREATE TEMP TABLE b_users AS SELECT 8::BIGINT AS user_id, 'Kaylee' AS first_name, "
                 "'Summers' AS last_name, 'F' AS gender, 'free' AS level, 1541106106796::BIGINT AS ts, "
-                "139::BIGINT AS session_id, 0::BIGINT AS item_in_session")
+                "139::BIGINT AS session_id, 0::BIGINT AS item_in_session, 'Kaylee' AS tie_first_name, "
+                "'Summers' AS tie_last_name, 'F' AS tie_gender, 'free' AS tie_level")
+    con.execute("CREATE TEMP TABLE b_play_keys AS SELECT 7::BIGINT AS songplay_id, "
+                "TIMESTAMPTZ '2018-11-01 21:01:46.796+00' AS start_time, 'song' AS title_key, "
+                "'artist' AS artist_key, 201.2::DOUBLE AS length")
     con.execute("CREATE TEMP TABLE b_artists AS SELECT 'AR1' AS artist_id, 'Artist' AS name, "
                 "NULL::VARCHAR AS location, 1.5::DOUBLE AS latitude, NULL::DOUBLE AS longitude")
     con.execute("CREATE TEMP TABLE b_song_records AS SELECT 'SO1' AS song_id, 'Title' AS title, "
                 "'AR1' AS artist_id, 'Artist' AS artist_name, NULL::VARCHAR AS artist_location, "
                 "1.5::DOUBLE AS artist_latitude, NULL::DOUBLE AS artist_longitude, NULL::INTEGER AS year, "
-                "200.5::DOUBLE AS duration, 'title' AS title_key, 'artist' AS artist_key")
+                "200.5::DOUBLE AS duration, 'title' AS title_key, 'artist' AS artist_key, "
+                "'song_data/SO1.json' AS source_file, 1::BIGINT AS line")
     con.execute("CREATE TEMP TABLE b_songs AS SELECT song_id, title, artist_id, year, duration FROM b_song_records")
     con.execute("CREATE TEMP TABLE b_rejects AS SELECT 'r' AS run_id, 'event' AS kind, 'f.json' AS source_file, "
                 "3::BIGINT AS line, 'bad' AS reason, '{' AS raw")

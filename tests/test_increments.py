@@ -29,11 +29,11 @@ from bench.pgscratch import scratch_database
 from tests.conftest import star_rows
 
 KINDS = {
-    "duckdb": (None, 10),
-    "lake": (None, 5),
-    "postgres": (None, 5),
-    "s3lake": (None, 3),
-    "warehouse-postgres": ("warehouse", 4),
+    "duckdb": (None, 6),
+    "lake": (None, 3),
+    "postgres": (None, 3),
+    "s3lake": (None, 2),
+    "warehouse-postgres": ("warehouse", 3),
 }
 """Target kind -> (engine, examples drawn). Fewer examples where a run costs more."""
 

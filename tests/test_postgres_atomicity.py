@@ -93,13 +93,13 @@ def test_a_kill_mid_merge_leaves_the_previous_state(pg_url, sample_copy, tmp_pat
     config.write_text(f'[target]\nurl = "{pg_url}"\nrebuild_keys_above = 1e9\n')
     with _pg(pg_url) as blocker:
         blocker.execute("BEGIN")
-        blocker.execute("LOCK TABLE songplays IN SHARE MODE")  # the run's songplays merge will wait here
+        blocker.execute("LOCK TABLE songplays IN SHARE MODE")  # the run's first write to songplays waits here
         run = _cli("--config", config, "run", *_args(sample_copy, pg_url))
-        pid = _wait_for(lambda: _backend(pg_url, 'INSERT INTO "public"."songplays"'), "the merge to block")
+        pid = _wait_for(lambda: _backend(pg_url, 'UPDATE "public"."songplays"'), "the merge to block")
         run.send_signal(signal.SIGKILL)
         run.wait()
         blocker.execute("ROLLBACK")
-    _wait_for(lambda: not _backend(pg_url, 'INSERT INTO "public"."songplays"', waiting=False),
+    _wait_for(lambda: not _backend(pg_url, 'UPDATE "public"."songplays"', waiting=False),
               f"backend {pid} to end")
     assert snapshot(pg_url) == before
     summary = run_json(*_args(sample_copy, pg_url))

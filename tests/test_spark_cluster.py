@@ -168,31 +168,11 @@ def jobs(master, artifact, bare_python, data, s3_endpoint, tmp_path_factory) -> 
                                                                        for k, v in aws.items()}},
                         env={"SPARKIFY_S3_ENDPOINT_URL": s3_endpoint, **aws}),
     }
-    connect = None
     try:
-        # the Connect server's JVM starts while the two jobs run; it gets the cores when they are done
-        if _wait_for_apps(2):
-            connect = ConnectServer(master, bare_python, tmp_path_factory.mktemp("connect-logs"))
-        yield {"local": (started["local"], local_dir / "lake"), "s3": (started["s3"], bucket), "connect": connect}
+        yield {"local": (started["local"], local_dir / "lake"), "s3": (started["s3"], bucket)}
     finally:
         for job in started.values():
             job.stop()
-        if connect is not None:
-            connect.stop()
-
-
-def _wait_for_apps(count: int, seconds: float = 120) -> bool:
-    """Whether the master lists `count` running applications within `seconds` (its JSON status)."""
-    ui = _service("SPARKIFY_TEST_SPARK_UI")
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if len(json.load(urllib.request.urlopen(f"{ui}/json/", timeout=5))["activeapps"]) >= count:
-                return True
-        except OSError:
-            pass
-        time.sleep(0.5)
-    return False
 
 
 def assert_code_from_artifact(summary: dict, artifact: Path, python: Path) -> None:
@@ -323,11 +303,13 @@ class ConnectServer:
 
 
 @pytest.fixture(scope="module")
-def connect_server(jobs) -> str:
-    """The server the jobs fixture started once both submits had their cores."""
-    if jobs["connect"] is None:
-        pytest.fail("the two submitted jobs did not both start on the cluster within 2 minutes")
-    return jobs["connect"].url()
+def connect_server(master, bare_python, tmp_path_factory) -> Iterator[str]:
+    """A Spark Connect server on the cluster, for the slow run only (its JVM and the job cost minutes)."""
+    server = ConnectServer(master, bare_python, tmp_path_factory.mktemp("connect-logs"))
+    try:
+        yield server.url()
+    finally:
+        server.stop()
 
 
 def _listening(port: int) -> bool:
@@ -338,6 +320,7 @@ def _listening(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
+@pytest.mark.slow
 def test_job_through_spark_connect(connect_server, connect_client, artifact, bare_python, data, duckdb_run,
                                    tmp_path):
     """The same job as a Spark Connect client (a plain Python process importing sparkify from the zip): it

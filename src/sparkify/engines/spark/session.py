@@ -106,7 +106,17 @@ def session(master: str | None = None, conf: dict[str, str] | None = None, submi
         return spark
 
 
+def _cores(spark) -> int:
+    """The cores tasks run on. A Spark Connect session has no SparkContext: its server's setting, else 2."""
+    from pyspark.errors import PySparkAttributeError
+
+    try:
+        return spark.sparkContext.defaultParallelism
+    except PySparkAttributeError:
+        return int(spark.conf.get("spark.default.parallelism", "2"))
+
+
 def size_shuffles(spark, input_bytes: int) -> None:
     """Shuffle partitions for this much input: at least one per core, more as the data grows."""
-    cores = spark.sparkContext.defaultParallelism
+    cores = _cores(spark)
     spark.conf.set("spark.sql.shuffle.partitions", str(max(cores, min(input_bytes // SHUFFLE_BYTES, 50 * cores))))
