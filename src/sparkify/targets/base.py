@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from sparkify.batch import Batch, Run, SummaryFn, WriteResult
 from sparkify.errors import TargetError  # noqa: F401  (its old home: every target raises it)
-from sparkify.schema import STAR, TABLES
+from sparkify.schema import SONG_RECORDS, STAR, TABLES, USER_LATEST
 
 if TYPE_CHECKING:
     import duckdb
@@ -144,6 +144,10 @@ class Statements(abc.ABC):
     @abc.abstractmethod
     def write_plan(self, host: str) -> list[Step]:
         """The statements that store a batch computed on `host`."""
+
+
+VERSIONED_STATE = (SONG_RECORDS.name, USER_LATEST.name)
+"""The state tables whose columns tell state an earlier sparkify wrote (before play keys) from today's."""
 
 
 def outdated_state(where: str, columns: dict[str, list[str]]) -> None:

@@ -27,9 +27,9 @@ import duckdb
 import pyarrow.parquet as pq
 
 from sparkify.batch import DUCKDB, DuckDBBatch, SummaryFn, WriteResult, configure
-from sparkify.schema import ALL_TABLES, LOADED_FILES, SONG_RECORDS, STAR, TABLES, USER_LATEST, Table
+from sparkify.schema import ALL_TABLES, LOADED_FILES, SONG_RECORDS, STAR, TABLES, Table
 from sparkify.scratch import scratch_dir
-from sparkify.targets.base import Capabilities, DuckDBHost, Target, TargetError, outdated_state
+from sparkify.targets.base import VERSIONED_STATE, Capabilities, DuckDBHost, Target, TargetError, outdated_state
 from sparkify.targets.lake.layout import COMPRESSIONS, SONGS_LAYOUTS, Layout, dataset, q, select_sql
 from sparkify.targets.lake.merge import Changed, LakeMerge
 from sparkify.targets.lake.store import LocalStore, Manifest, S3Store, Store
@@ -134,7 +134,7 @@ class LakeTarget(DuckDBHost, Target):
 
     def ledger(self) -> dict[str, tuple[int, str]]:
         if self._base is not None:
-            outdated_state(self.store.display, {t.name: self._file_columns(t) for t in (SONG_RECORDS, USER_LATEST)})
+            outdated_state(self.store.display, {name: self._file_columns(TABLES[name]) for name in VERSIONED_STATE})
         rows = self.engine_connection().execute('SELECT path, size, modified FROM "_sparkify_files"').fetchall()
         return {path: (size, modified) for path, size, modified in rows}
 

@@ -10,6 +10,8 @@ import hashlib
 import re
 from urllib.parse import unquote
 
+from sparkify.targets.base import VERSIONED_STATE
+
 _PASSWORD_PARAM = re.compile(r"(?i)(password\s*=\s*)('[^']*'|[^&\s]*)")
 
 
@@ -46,3 +48,14 @@ def scrub(url: str, message: object) -> str:
 def lock_key(schema: str) -> int:
     """The advisory lock of a schema (advisory locks are per database already)."""
     return int.from_bytes(hashlib.sha256(f"sparkify:{schema}".encode()).digest()[:8], "big", signed=True)
+
+
+def state_columns(con, schema: str) -> dict[str, list[str]]:
+    """The columns of the versioned state tables in `schema` (targets.base.outdated_state), from
+    information_schema: PostgreSQL and Redshift both answer it."""
+    columns: dict[str, list[str]] = {name: [] for name in VERSIONED_STATE}
+    for table, column in con.execute(
+            "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = %s "
+            "AND table_name IN (%s, %s)", [schema, *columns]).fetchall():
+        columns[table].append(column)
+    return columns

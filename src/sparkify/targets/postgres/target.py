@@ -78,7 +78,7 @@ from sparkify.targets.base import (
 from sparkify.targets.postgres import aside as pgaside
 from sparkify.targets.postgres import copy as pgcopy
 from sparkify.targets.postgres import inwarehouse, stage
-from sparkify.targets.postgres.connection import lock_key, redact, scrub
+from sparkify.targets.postgres.connection import lock_key, redact, scrub, state_columns
 from sparkify.targets.postgres.ddl import DIALECT, Key, keys, qualified
 from sparkify.targets.sqlmerge import SqlMerge
 
@@ -338,12 +338,7 @@ class PostgresTarget(DuckDBHost, WarehouseHost, Statements, Target):
 
     def ledger(self) -> dict[str, tuple[int, str]]:
         assert self._con is not None, "use within session()"
-        columns: dict[str, list[str]] = {SONG_RECORDS.name: [], USER_LATEST.name: []}
-        for table, column in self._con.execute(
-                "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = %s "
-                "AND table_name = ANY(%s)", [self.schema, list(columns)]):
-            columns[table].append(column)
-        outdated_state(self.describe(), columns)
+        outdated_state(self.describe(), state_columns(self._con, self.schema))
         rows = self._con.execute(f"SELECT path, size, modified FROM {self.table(LOADED_FILES)}")
         return {path: (size, modified) for path, size, modified in rows}
 

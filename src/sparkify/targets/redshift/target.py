@@ -30,12 +30,12 @@ import psycopg
 
 from sparkify import objectstore
 from sparkify.batch import WAREHOUSE, Batch, Run, SummaryFn, WriteResult
-from sparkify.schema import LOADED_FILES, SONG_RECORDS, STAR, USER_LATEST
+from sparkify.schema import LOADED_FILES, STAR
 from sparkify.sources import SourceFile, is_remote
 from sparkify.staging import REDSHIFT, STAGED_FILES, STAGING_EVENTS, Names, Warehouse, q
 from sparkify.targets.base import Capabilities, Statements, Step, Target, TargetError, WarehouseHost, outdated_state
 from sparkify.targets.postgres import inwarehouse
-from sparkify.targets.postgres.connection import redact, scrub
+from sparkify.targets.postgres.connection import redact, scrub, state_columns
 from sparkify.targets.redshift.copy import CopySettings, copy_errors, copy_events, copy_songs, jsonpaths_text
 from sparkify.targets.redshift.ddl import redshift_ddl, redshift_drop
 
@@ -129,12 +129,7 @@ class RedshiftTarget(WarehouseHost, Statements, Target):
 
     def ledger(self) -> dict[str, tuple[int, str]]:
         assert self._con is not None, "use within session()"
-        columns: dict[str, list[str]] = {SONG_RECORDS.name: [], USER_LATEST.name: []}
-        for table, column in self._con.execute(
-                "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = %s "
-                "AND table_name IN (%s, %s)", [self.schema, *columns]).fetchall():
-            columns[table].append(column)
-        outdated_state(self.describe(), columns)
+        outdated_state(self.describe(), state_columns(self._con, self.schema))
         rows = self._con.execute(f"SELECT path, size, modified FROM {self.names(LOADED_FILES)}").fetchall()
         return {path: (size, modified) for path, size, modified in rows}
 
