@@ -188,3 +188,39 @@ def test_any_arrival_order_ends_as_one_full_run(kind, dataset, request):
                                                               if isinstance(v, int)}, what
 
         runs_in_any_order()
+
+
+
+def _drop_a_new_column(kind: str, target: str) -> None:
+    """Make the target's state look as an earlier sparkify wrote it (no file and line per song record)."""
+    sql = 'ALTER TABLE "_sparkify_song_records" DROP COLUMN "line"'
+    if kind == "duckdb":
+        import duckdb
+
+        with duckdb.connect(target) as con:
+            con.execute(sql)
+    else:
+        import psycopg
+
+        with psycopg.connect(target, autocommit=True) as con:
+            con.execute(sql)
+
+
+@pytest.mark.parametrize("kind", ["duckdb", "postgres"])
+def test_state_an_earlier_sparkify_wrote_needs_a_full_refresh(kind, sample_copy, tmp_path, request, capsys):
+    """Its plays have no stored keys, so no increment could equal a rebuild: the run says so and writes
+    nothing; a full refresh then rebuilds it."""
+    from tests.conftest import new_target, run_cli, run_json
+
+    target = new_target(kind, request, tmp_path)
+    args = ("--songs", sample_copy / "song_data", "--logs", sample_copy / "log_data", "--target", target)
+    run_json(*args)
+    before = star_rows(target)
+    _drop_a_new_column(kind, target)
+    capsys.readouterr()
+    code, _ = run_cli("run", *args)
+    message = capsys.readouterr().err
+    assert code == 1 and "_sparkify_song_records.line" in message and "--full-refresh" in message
+    assert star_rows(target) == before
+    run_json(*args, "--full-refresh")
+    assert star_rows(target) == before

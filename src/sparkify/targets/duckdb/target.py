@@ -35,11 +35,10 @@ from sparkify.schema import (
     STAR,
     STATE,
     TIME,
-    USER_LATEST,
     Table,
     create_table_sql,
 )
-from sparkify.targets.base import Capabilities, DuckDBHost, Target, TargetError, outdated_state
+from sparkify.targets.base import VERSIONED_STATE, Capabilities, DuckDBHost, Target, TargetError, outdated_state
 from sparkify.targets.sqlmerge import SqlMerge
 
 log = logging.getLogger(__name__)
@@ -168,13 +167,16 @@ class DuckDBTarget(DuckDBHost, Target):
         outdated_state(self.path, {t: [r[0] for r in con.execute(
             "SELECT column_name FROM duckdb_columns() WHERE database_name = current_database() "
             "AND schema_name = 'main' AND table_name = ?", [t]).fetchall()]
-            for t in (SONG_RECORDS.name, USER_LATEST.name)})
+            for t in VERSIONED_STATE})
         rows = con.execute("SELECT path, size, modified FROM _sparkify_files").fetchall()
         return {path: (size, modified) for path, size, modified in rows}
 
     def catalogue_relation(self, con: duckdb.DuckDBPyConnection, full_refresh: bool) -> str:
-        name = f"main.{DIALECT.quote(SONG_RECORDS.name)}"
-        return f"(SELECT * FROM {name} WHERE NOT {str(full_refresh).lower()})"
+        if full_refresh:  # rebuilt from the sources; the stored one may be an earlier sparkify's, short of columns
+            columns = ", ".join(f"NULL::{DIALECT.types[c.type]} AS {DIALECT.quote(c.name)}"
+                                for c in SONG_RECORDS.columns)
+            return f"(SELECT {columns} WHERE false)"
+        return f"main.{DIALECT.quote(SONG_RECORDS.name)}"
 
     def write(self, batch: DuckDBBatch, full_refresh: bool, summary: SummaryFn) -> WriteResult:
         con = self.engine_connection()
