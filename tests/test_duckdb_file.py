@@ -102,3 +102,34 @@ def test_a_process_holding_the_file_is_named_and_not_taken_for_a_run(sample, tmp
     assert done.returncode != 0
     message = " ".join(done.stderr.split())
     assert f"PID {holder.pid}" in message and "another sparkify run" not in message, message
+
+
+def test_a_run_into_the_file_never_loads_pyarrow_or_pandas(sample, tmp_path):
+    """Arrow is for the targets outside DuckDB and for Spark: on the default path its import (and pandas,
+    which pyarrow imports when it first builds an array from Python values) would be a large share of a
+    small run's peak memory. A fresh interpreter runs the command line, with rejects to store."""
+    import subprocess
+    import sys
+
+    data = tmp_path / "data"
+    (data / "log_data").mkdir(parents=True)
+    (data / "log_data" / "day.json").write_text('{"ts": "soon"}\nnot json\n')
+    probe = ("import sys\nfrom sparkify import cli\ntry:\n    cli.main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+             "print(sorted(m for m in ('pyarrow', 'pandas') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe, "run", *_args(sample, str(tmp_path / "s.duckdb"))[:2],
+                          "--logs", str(data / "log_data"), "--target", str(tmp_path / "s.duckdb"), "--json"],
+                         capture_output=True, text=True, timeout=300)
+    lines = out.stdout.strip().splitlines()
+    assert '"rejected": 2' in lines[-2], out.stdout + out.stderr
+    assert lines[-1] == "[]", out.stdout
+
+
+def test_song_files_read_a_few_at_a_time_give_the_same_star(sample, tmp_path, monkeypatch):
+    """The engine reads the song files in slices (SONG_FILES_PER_READ) to bound read_blob's memory."""
+    from sparkify.engines import duckdb as engine
+
+    whole = run_json(*_args(sample, str(tmp_path / "whole.duckdb")))
+    monkeypatch.setattr(engine, "SONG_FILES_PER_READ", 7)
+    sliced = run_json(*_args(sample, str(tmp_path / "sliced.duckdb")))
+    assert sliced["accounting"] == whole["accounting"] and sliced["tables"]["songs"] == 71
+    assert star_rows(str(tmp_path / "sliced.duckdb")) == star_rows(str(tmp_path / "whole.duckdb"))

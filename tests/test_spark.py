@@ -10,21 +10,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import duckdb
-import pyspark
 import pytest
 
-from tests.conftest import SPARK_ENV, balanced, run_cli, run_json
+from tests.conftest import balanced, run_cli, run_json
 
 pytestmark = pytest.mark.spark
 
-SPARK_SUBMIT = Path(pyspark.__file__).parent / "bin" / "spark-submit"
-JOB = Path(__file__).resolve().parents[1] / "src" / "sparkify" / "spark_job.py"
 def snapshot(db: Path) -> dict[str, list[tuple]]:
     """Every column of the five tables and every reject of a DuckDB target, in a fixed order, exact."""
     from sparkify.schema import STAR
@@ -368,33 +363,6 @@ def test_spark_engine_into_a_lake_read_back_by_spark(spark, sample_runs, sample,
 
 
 # -- the cluster job ----------------------------------------------------------
-
-def test_spark_submit_job_writes_the_spec_layout(spark, sample_runs, sample, tmp_path):
-    """The job as a cluster runs it: spark-submit, a file path, a fresh JVM on local[2]."""
-    out, summaries, snaps = sample_runs
-    lake = tmp_path / "lake"
-    proc = subprocess.run(
-        [str(SPARK_SUBMIT), "--master", "local[2]", "--conf", "spark.ui.enabled=false",
-         "--conf", "spark.sql.shuffle.partitions=2", "--driver-java-options", "-Duser.timezone=UTC",
-         str(JOB), "--songs", str(sample / "song_data"), "--logs", str(sample / "log_data"), "--out", str(lake)],
-        env={**os.environ, **SPARK_ENV}, capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    summary = json.loads([line for line in proc.stdout.splitlines() if line.startswith("{")][-1])
-    assert summary["accounting"]["events"] == {**summaries["duckdb"]["accounting"]["events"]}
-    assert summary["accounting"]["songs"] == summaries["duckdb"]["accounting"]["songs"]
-    assert summary["tables"] == {**summaries["duckdb"]["tables"], "_rejects": 0}
-    assert sorted(p.name for p in lake.iterdir()) == ["_rejects", "artists", "songplays", "songs", "time", "users"]
-    assert all(p.name.startswith("year=") for p in (lake / "songs").iterdir() if p.is_dir())
-    assert all(p.name.startswith("artist_id=") for p in next((lake / "songs").glob("year=*")).iterdir()
-               if p.is_dir())
-    from sparkify.schema import STAR
-
-    for table in STAR:
-        df = spark.read.parquet(str(lake / table.name))
-        assert sorted(df.columns) == sorted({*table.column_names, *table.partition_by}), table.name
-        rows = sorted(normal(r) for r in df.select(*table.column_names).collect())
-        assert rows == sorted(normal(r) for r in snaps["duckdb"][table.name]), table.name
-
 
 def test_job_runs_as_a_module_too(spark, messy_runs, messy, tmp_path):
     """`python -m sparkify.spark_job` in this process (the session is reused): messy data, same rejects."""

@@ -18,16 +18,18 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import duckdb
-import pyarrow as pa
 
 from sparkify.errors import RejectLimitExceeded
 from sparkify.normalize import clean_text, match_key
 from sparkify.records import duckdb_macros
-from sparkify.schema import LOADED_FILES, arrow_schema
+from sparkify.schema import DUCKDB_DIALECT, LOADED_FILES, Table
 from sparkify.sources import SourceFile
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 BATCH_TABLES = (
     "b_artists",
@@ -141,9 +143,20 @@ class DuckDBBatch(Batch):
              "records": self.file_records.get(f.path, 0), "run_id": self.run_id}
             for kind, f in self.run.files()
         ]
-        self.con.register("sp_files_arrow", pa.Table.from_pylist(rows, schema=arrow_schema(LOADED_FILES)))
-        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {FILES_TABLE} AS SELECT * FROM sp_files_arrow")
-        self.con.unregister("sp_files_arrow")
+        temp_table_of_rows(self.con, FILES_TABLE, LOADED_FILES, rows)
+
+
+def temp_table_of_rows(con: duckdb.DuckDBPyConnection, name: str, table: Table, rows: list[dict]) -> None:
+    """A temporary table with `table`'s columns holding `rows` (dicts by column name), in one statement.
+
+    The values go in as one DuckDB list per column. Not as Arrow: pyarrow imports
+    pandas the first time it builds an array from Python values, which would
+    weigh on the peak memory of every run for a table of a few rows.
+    """
+    columns = ", ".join(f"unnest(${i + 1}::{DUCKDB_DIALECT.types[c.type]}[]) AS {DUCKDB_DIALECT.quote(c.name)}"
+                        for i, c in enumerate(table.columns))
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT {columns}",
+                [[row.get(c.name) for row in rows] for c in table.columns]).fetchall()
 
 
 @dataclass

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from typing import TYPE_CHECKING
 
-import pyarrow as pa
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 WHITESPACE = "".join(c for c in map(chr, range(0x110000)) if c.isspace())
 """What 'trimmed' strips: every character Python's str.strip() removes (Unicode White_Space, and the
@@ -80,6 +82,8 @@ def key_repaired(text: str | None) -> str | None:
 
 def _vectorised(fn):
     def apply(values: pa.Array) -> pa.Array:
+        import pyarrow as pa  # only Spark's workers call these: the DuckDB path never loads pyarrow
+
         return pa.array([fn(v) for v in values.to_pylist()], type=pa.string())
 
     apply.__name__ = f"{fn.__name__}_arrow"

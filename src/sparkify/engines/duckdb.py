@@ -14,10 +14,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import duckdb
-import pyarrow as pa
 
 from sparkify import objectstore, rawlines
-from sparkify.batch import BATCH_TABLES, DUCKDB, DuckDBBatch, Run
+from sparkify.batch import BATCH_TABLES, DUCKDB, DuckDBBatch, Run, temp_table_of_rows
 from sparkify.engines.base import Engine
 from sparkify.progress import Progress
 from sparkify.records import (
@@ -30,13 +29,18 @@ from sparkify.records import (
     read_json_columns,
     typed_sql,
 )
-from sparkify.schema import REJECTS, SONG_RECORDS, arrow_schema
+from sparkify.schema import REJECTS, SONG_RECORDS
 from sparkify.targets.base import DuckDBHost
 
 log = logging.getLogger(__name__)
 
 MAX_LINE_BYTES = 16 << 20
 """The longest log line read in a file that is read line by line (read_csv's max_line_size); longer ones are rejected."""
+
+
+SONG_FILES_PER_READ = 1000
+"""Song files per read_blob call: its state grows with the files it is given (a large share of a run's
+peak memory for a whole catalogue of small files at once) while each call costs only milliseconds."""
 
 
 class DuckDBEngine(Engine):
@@ -81,11 +85,10 @@ class DuckDBEngine(Engine):
         paths = [f.path for f in batch.song_files]
         self._sql("CREATE OR REPLACE TEMP TABLE song_raw (source_file VARCHAR, line BIGINT, raw VARCHAR)")
         if paths:
-            self._sql(
-                "CREATE OR REPLACE TEMP TABLE song_text AS "
-                "SELECT filename AS source_file, try(decode(content)) AS text FROM read_blob(?)",
-                [paths],
-            )
+            self._sql("CREATE OR REPLACE TEMP TABLE song_text (source_file VARCHAR, text VARCHAR)")
+            for start in range(0, len(paths), SONG_FILES_PER_READ):
+                self._sql("INSERT INTO song_text SELECT filename, try(decode(content)) FROM read_blob(?)",
+                          [paths[start:start + SONG_FILES_PER_READ]])
             whole = "CASE WHEN json_valid(text) THEN json_type(text) = 'OBJECT' ELSE false END"
             newline = "replace(replace(text, chr(13) || chr(10), chr(10)), chr(13), chr(10))"
             self._sql(f"""
@@ -100,6 +103,7 @@ class DuckDBEngine(Engine):
             """)
             undecodable = [r[0] for r in self.con.execute(
                 "SELECT source_file FROM song_text WHERE text IS NULL").fetchall()]
+            self._sql("DROP TABLE song_text")  # its text is in song_raw now: hold the catalogue once
             self._read_undecodable_songs(undecodable)
         source = raw_json_source("song_raw", SONG_FIELDS)
         self._sql("CREATE OR REPLACE TEMP TABLE song_parsed AS "
@@ -426,10 +430,5 @@ class DuckDBEngine(Engine):
 
     def _store_rejects(self) -> None:
         rows = sorted(self._rejects, key=lambda r: (r["kind"], r["source_file"], r["line"] or 0))
-        table = pa.Table.from_pylist(
-            [{"run_id": self._run_id, **r} for r in rows], schema=arrow_schema(REJECTS)
-        ) if rows else arrow_schema(REJECTS).empty_table()
-        self.con.register("sp_rejects_arrow", table)
-        self._sql("CREATE OR REPLACE TEMP TABLE b_rejects AS SELECT * FROM sp_rejects_arrow")
-        self.con.unregister("sp_rejects_arrow")
+        temp_table_of_rows(self.con, "b_rejects", REJECTS, [{"run_id": self._run_id, **r} for r in rows])
 
