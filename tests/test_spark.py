@@ -138,6 +138,25 @@ def test_each_record_gets_the_duckdb_verdict(spark, kind):
     assert sum(e is None for _, e in duck.values()) >= 2 and sum(e is not None for _, e in duck.values()) >= 2
 
 
+SQL_VALUES = ["", "it's", "a\\b", "\\z", "^(?:-?[0-9]+(\\.0*)?)\\z", "\\\\'", "\u0000", "\t\n\r\x0b\x0c\x1f\x7f",
+               "\\u0041", "\\'", "${spark.app.name}", "$1 $10$2 $", "%_\\%\\_", "\"", "Björk 🎵", "\\", "'''"]
+
+
+def test_python_values_reach_spark_sql_unchanged(spark):
+    """The engine's expressions are SQL text: every string and number in them must read back as written."""
+    from sparkify.engines.spark.sql import double, name, string
+
+    row = spark.range(1).selectExpr(*(f"{string(v)} AS {name(f'v{i}')}" for i, v in enumerate(SQL_VALUES)),
+                                    f"{double(1e-4)} AS small", f"{double(1e16)} AS big",
+                                    f"{double(-1.0)} AS minus", f"{double(0.001)} AS milli").first()
+    assert [row[f"v{i}"] for i in range(len(SQL_VALUES))] == SQL_VALUES
+    assert (row.small, row.big, row.minus, row.milli) == (1e-4, 1e16, -1.0, 0.001)
+    assert {f.name: f.dataType.simpleString() for f in spark.range(1).selectExpr(f"{double(0.5)} AS d").schema} \
+        == {"d": "double"}
+    assert spark.range(1).selectExpr(f"'a1' RLIKE {string('^a[0-9]' + chr(92) + 'z')} AS m").first().m
+    assert spark.range(1).selectExpr("1 AS `we``ird`").select(name("we`ird")).columns == ["we`ird"]
+
+
 def test_known_differences_are_what_the_docs_say(spark):
     """Trailing commas: DuckDB loads, Spark rejects. Duplicate keys: DuckDB keeps the first, Spark the last."""
     from sparkify.records import EVENT_FIELDS, EVENT_REQUIRED

@@ -16,12 +16,13 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 from pyspark import StorageLevel
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from sparkify import rawlines
-from sparkify.engines.spark.records import is_object_text, read_fields, with_errors
+from sparkify.engines.spark.records import is_object_text, non_ascii, read_fields, with_errors
+from sparkify.engines.spark.sql import double, name, string
 from sparkify.engines.spark.text import TextFix
 from sparkify.progress import Progress
 from sparkify.records import EVENT_FIELDS, EVENT_REQUIRED, ID_TAIL, NEXTSONG_REQUIRED, SONG_FIELDS, SONG_REQUIRED
@@ -43,6 +44,8 @@ Source = list[str] | str
 
 LINES = T.StructType([T.StructField("source_file", T.StringType()), T.StructField("line", T.LongType()),
                       T.StructField("raw", T.StringType())])
+LINE_BREAKS = "\r\n|\r|\n"
+"""Where song files that are not one JSON object are split into lines."""
 BLANK_EVENT = " \t\r"
 """What makes a log line blank: DuckDB's exact reader drops lines of only these."""
 
@@ -76,10 +79,10 @@ class Computed:
             df.unpersist()
 
 
-def _file_path() -> Column:
+def _file_path() -> str:
     """The file a row came from, as the caller named it: Spark reports URL-encoded `file:` URIs."""
-    path = F.regexp_replace(F.col("_metadata.file_path"), "^file:(//)?", "")
-    return F.coalesce(F.try_url_decode(F.replace(path, F.lit("+"), F.lit("%2B"))), path)
+    path = f"regexp_replace(_metadata.file_path, {string('^file:(//)?')}, '')"
+    return f"coalesce(try_url_decode(replace({path}, '+', '%2B')), {path})"
 
 
 EXPLICIT_PATHS = 500
@@ -105,8 +108,8 @@ def _read_text(spark: SparkSession, source: Source, wholetext: bool = False,
         source = _common_root(source)
     if isinstance(source, str):
         reader = reader.option("recursiveFileLookup", "true").option("pathGlobFilter", "*.json")
-    df = (reader.text(source, wholetext=wholetext, lineSep=line_sep)
-          .select(_file_path().alias("source_file"), F.col("value")))
+    df = reader.text(source, wholetext=wholetext, lineSep=line_sep).selectExpr(f"{_file_path()} AS source_file",
+                                                                                 "value")
     return df.join(wanted, "source_file", "left_semi") if wanted is not None else df
 
 
@@ -137,9 +140,9 @@ def compute(spark: SparkSession, songs: Source, logs: Source, catalogue: DataFra
 
 
 def _text_values(df: DataFrame, fields) -> DataFrame:
-    cols = [F.col(f"a_{f.name}") for f in fields if f.type == "text"]
-    return (df.where(F.greatest(*(F.octet_length(c) != F.length(c) for c in cols)))
-              .select(F.explode(F.array(*cols)).alias("v")))
+    cols = [name(f"a_{f.name}") for f in fields if f.type == "text"]
+    return (df.where(f"greatest({', '.join(non_ascii(c) for c in cols)})")
+              .selectExpr(f"explode(array({', '.join(cols)})) AS v"))
 
 
 # -- songs -------------------------------------------------------------------
@@ -150,16 +153,16 @@ def _read_songs(spark: SparkSession, batch: Computed, source: Source) -> DataFra
     if texts is None:
         lines = spark.createDataFrame([], LINES)
     else:
-        texts = texts.select("source_file", F.col("value").alias("text"), F.is_valid_utf8("value").alias("utf8"))
-        texts = _persist(batch, texts.withColumn("whole", F.col("utf8") & is_object_text(F.col("text"))))
-        whole = texts.where("whole").select("source_file", F.lit(1).cast("bigint").alias("line"),
-                                            F.col("text").alias("raw"))
-        split = (texts.where(F.col("utf8") & ~F.col("whole"))
-                 .select("source_file", F.posexplode(F.split("text", "\r\n|\r|\n", -1)))
-                 .select("source_file", (F.col("pos") + 1).cast("bigint").alias("line"), F.col("col").alias("raw"))
-                 .where(F.btrim("raw", F.lit(" ")) != ""))  # as DuckDB drops blank song lines
+        utf8 = "is_valid_utf8(value)"
+        texts = _persist(batch, texts.selectExpr("source_file", "value AS text", f"{utf8} AS utf8",
+                                                 f"{utf8} AND {is_object_text('value')} AS whole"))
+        whole = texts.where("whole").selectExpr("source_file", "CAST(1 AS BIGINT) AS line", "text AS raw")
+        split = (texts.where("utf8 AND NOT whole")
+                 .selectExpr("source_file", f"posexplode(split(text, {string(LINE_BREAKS)}, -1))")
+                 .selectExpr("source_file", "CAST(pos + 1 AS BIGINT) AS line", "col AS raw")
+                 .where("btrim(raw, ' ') != ''"))  # as DuckDB drops blank song lines
         lines = whole.unionByName(split)
-        undecodable = [r.source_file for r in texts.where(~F.col("utf8")).select("source_file").collect()]
+        undecodable = [r.source_file for r in texts.where("NOT utf8").select("source_file").collect()]
         if undecodable:
             lines = lines.unionByName(spark.createDataFrame(_undecodable_songs(batch, undecodable), LINES))
     rows = read_fields(lines, SONG_FIELDS)
@@ -185,33 +188,36 @@ def _songs(batch: Computed, fix: TextFix, rows: DataFrame, catalogue: DataFrame)
     songs = with_errors(fix.apply(rows, text), SONG_FIELDS, SONG_REQUIRED)
     songs = _persist(batch, songs.select("source_file", "line", "raw", "error",
                                          *(f.name for f in SONG_FIELDS), *text.values()))
-    for r in songs.where(F.col("error").isNotNull()).select("source_file", "line", "raw", "error").collect():
-        batch.rejects.append(_reject("song", r.source_file, r.line, r.error, r.raw))
-    record = [F.col(f.name) if f.name != "year" else F.nullif("year", F.lit(0)).alias("year")
+    _account_songs(batch, songs)
+    record = [name(f.name) if f.name != "year" else "nullif(year, 0) AS year"
               for f in SONG_FIELDS if f.name != "song_id"]
     stored = spark_conform(catalogue, SONG_RECORDS)
-    held = stored.select("song_id", F.col("source_file").alias("s_file"), F.col("line").alias("s_line"))
-    wins = (F.col("s_file").isNull() | (F.col("source_file") < F.col("s_file"))
-            | ((F.col("source_file") == F.col("s_file")) & (F.col("line") <= F.col("s_line"))))
-    chosen = (songs.where(F.col("error").isNull())
+    held = stored.selectExpr("song_id", "source_file AS s_file", "line AS s_line")
+    wins = "s_file IS NULL OR source_file < s_file OR (source_file = s_file AND line <= s_line)"
+    chosen = (songs.where("error IS NULL")
               .groupBy("song_id")
-              .agg(F.min_by(F.struct(*record, "source_file", "line", "a_title", "a_artist_name"),
-                            F.struct("source_file", "line")).alias("r"))
+              .agg(F.expr(f"min_by(struct({', '.join(record)}, source_file, line, a_title, a_artist_name), "
+                          "struct(source_file, line)) AS r"))
               .select("song_id", "r.*")
               .join(held, "song_id", "left").where(wins))
     chosen = fix.apply(chosen, {}, {"title_key": "a_title", "artist_key": "a_artist_name"})
-    records = _persist(batch, spark_conform(chosen.withColumn("year", F.col("year").try_cast("int")), SONG_RECORDS))
+    records = _persist(batch, spark_conform(chosen.withColumn("year", F.expr("try_cast(year AS INT)")), SONG_RECORDS))
     batch.tables["b_song_records"] = records
     batch.tables["b_songs"] = records.select("song_id", "title", "artist_id", "year", "duration")
     replaced = stored.join(records.select("song_id"), "song_id", "left_semi").select("artist_id")
     batch.catalogue = stored.join(records.select("song_id"), "song_id", "left_anti").unionByName(records)
     batch.tables["b_artists"] = _artists(batch.catalogue, records.select("artist_id").union(replaced))
 
+
+def _account_songs(batch: Computed, songs: DataFrame) -> None:
+    """Song records read, valid and rejected, per file, and the rejects: one job."""
     read = valid = 0
-    for r in songs.groupBy("source_file").agg(F.count("*").alias("n"), F.count(F.when(
-            F.col("error").isNull(), 1)).alias("valid")).collect():
+    for r in songs.groupBy("source_file").agg(
+            F.expr("count(*) AS n"), F.expr("count_if(error IS NULL) AS valid"),
+            F.expr("collect_list(CASE WHEN error IS NOT NULL THEN struct(line, raw, error) END) AS rejects")).collect():
         batch.file_records[r.source_file] = r.n
         read, valid = read + r.n, valid + r.valid
+        batch.rejects.extend(_reject("song", r.source_file, x.line, x.error, x.raw) for x in r.rejects)
     undecodable = sum(1 for r in batch.rejects if r["kind"] == "song" and r["reason"] == rawlines.UNDECODABLE)
     batch.songs = {"read": read + undecodable, "rejected": read - valid + undecodable}
     batch.valid_songs = valid
@@ -234,34 +240,36 @@ def _read_events(spark: SparkSession, batch: Computed, source: Source) -> DataFr
     lines = _read_text(spark, source, line_sep="\n")
     if lines is None:
         lines = spark.createDataFrame([], "source_file string, value string")
-    utf8 = F.is_valid_utf8("value")
-    control = F.col("value").contains("\x01")  # read as DuckDB's line reader reads it: never valid JSON
-    raw = F.when(utf8, F.when(control, F.concat(F.substring_index("value", "\x01", 1), F.lit("\x01")))
-                 .otherwise(F.col("value")))
-    lines = (lines.select("source_file", F.lit(None).cast("bigint").alias("line"), raw.alias("raw"),
-                          utf8.alias("utf8"))
-             .where(~F.col("utf8") | (F.btrim("raw", F.lit(BLANK_EVENT)) != "")))
+    utf8 = "is_valid_utf8(value)"
+    control = string("\x01")  # read as DuckDB's line reader reads it: never valid JSON
+    raw = (f"CASE WHEN {utf8} THEN CASE WHEN contains(value, {control}) "
+           f"THEN concat(substring_index(value, {control}, 1), {control}) ELSE value END END")
+    lines = (lines.selectExpr("source_file", "CAST(NULL AS BIGINT) AS line", f"{raw} AS raw", f"{utf8} AS utf8")
+             .where(f"NOT utf8 OR btrim(raw, {string(BLANK_EVENT)}) != ''"))
     rows = read_fields(lines, EVENT_FIELDS)
-    may_fail = [F.col(name).isNull() for name in (*EVENT_REQUIRED, *NEXTSONG_REQUIRED)]
-    keep_raw = F.col("problem").isNotNull() | F.greatest(*may_fail)  # the text of every possible reject
+    may_fail = [f"{name(c)} IS NULL" for c in (*EVENT_REQUIRED, *NEXTSONG_REQUIRED)]
+    keep_raw = f"problem IS NOT NULL OR greatest({', '.join(may_fail)})"  # the text of every possible reject
     keep = ["source_file", "utf8", "problem",
-            *(f.name if f.type != "text" else f"a_{f.name}" for f in EVENT_FIELDS)]
-    return _persist(batch, rows.select(*keep, F.when(keep_raw, F.col("raw")).alias("raw")))
+            *(name(f.name if f.type != "text" else f"a_{f.name}") for f in EVENT_FIELDS)]
+    return _persist(batch, rows.selectExpr(*keep, f"CASE WHEN {keep_raw} THEN raw END AS raw"))
 
 
 def _events(batch: Computed, fix: TextFix, ev0: DataFrame) -> DataFrame:
     """Valid events with is_play and err (records' NextSong rule), the accounting and the rejects."""
     ev = fix.apply(ev0, {"page": "a_page"})
-    ev = ev.select("*", *(F.col(f"a_{f.name}").alias(f.name) for f in EVENT_FIELDS
-                          if f.type == "text" and f.name != "page"))
-    ev = with_errors(ev, EVENT_FIELDS, EVENT_REQUIRED).withColumn("is_play", F.col("page") == "NextSong")
+    ev = with_errors(ev.selectExpr("*", *(f"{name('a_' + f.name)} AS {name(f.name)}" for f in EVENT_FIELDS
+                                          if f.type == "text" and f.name != "page")), EVENT_FIELDS, EVENT_REQUIRED)
     keys = {f.name: f.key for f in EVENT_FIELDS}
-    nextsong = F.when(F.col("is_play"), F.coalesce(*(
-        F.when(F.col(name).isNull(), F.lit(f"NextSong without {keys[name]}")) for name in NEXTSONG_REQUIRED)))
-    ev = ev.withColumn("err", F.coalesce(F.col("error"), nextsong))
+    nextsong = ", ".join(f"CASE WHEN {name(c)} IS NULL THEN {string(f'NextSong without {keys[c]}')} END"
+                         for c in NEXTSONG_REQUIRED)
+    ev = ev.selectExpr("*", "page = 'NextSong' AS is_play",
+                       f"coalesce(error, CASE WHEN page = 'NextSong' THEN coalesce({nextsong}) END) AS err")
 
-    counts = (ev.groupBy("source_file", "utf8", F.col("err").isNull().alias("ok"),
-                         F.coalesce(F.col("is_play"), F.lit(False)).alias("play"), F.col("page"))
+    # one job: the counts, and each distinct rejected line (the others have no `reason`)
+    counts = (ev.groupBy("source_file", "utf8", F.expr("err IS NULL AS ok"),
+                         F.expr("coalesce(is_play, false) AS play"), "page",
+                         F.expr("CASE WHEN utf8 THEN err END AS reason"),
+                         F.expr("CASE WHEN utf8 AND err IS NOT NULL THEN raw END AS rejected"))
               .count().collect())
     filtered: Counter = Counter()
     per_file: Counter = Counter()
@@ -275,23 +283,26 @@ def _events(batch: Computed, fix: TextFix, ev0: DataFrame) -> DataFrame:
             plays += r["count"]
         else:
             filtered[r.page if r.page is not None else "(no page)"] += r["count"]
-    ev = ev.where("utf8")
-    _locate_event_rejects(batch, ev, {r.source_file for r in counts if not r.utf8})
+    _locate_event_rejects(batch, [r for r in counts if r.reason is not None],
+                          {r.source_file for r in counts if not r.utf8})
     rejected = [r for r in batch.rejects if r["kind"] == "event"]
     per_file.update(r["source_file"] for r in rejected)
     batch.events = {"read": valid + len(rejected), "rejected": len(rejected),
                     "filtered": dict(sorted(filtered.items())), "song_plays": plays}
     batch.file_records.update(per_file)
-    return ev.where(F.col("err").isNull())
+    return ev.where("utf8 AND err IS NULL")
 
 
-def _locate_event_rejects(batch: Computed, ev: DataFrame, undecodable: set[str]) -> None:
-    """Line numbers and exact bytes of rejected log lines, by rawlines (as DuckDB's engine does)."""
+def _locate_event_rejects(batch: Computed, rejected: list, undecodable: set[str]) -> None:
+    """Line numbers and exact bytes of rejected log lines, by rawlines (as DuckDB's engine does).
+
+    `rejected`: (source_file, rejected line, reason, count) of each distinct readable line rejected.
+    """
     by_file: dict[str, Counter] = defaultdict(Counter)
     reasons: dict[tuple[str, str], str] = {}
-    for r in ev.where(F.col("err").isNotNull()).select("source_file", "raw", "err").collect():
-        by_file[r.source_file][r.raw] += 1
-        reasons[(r.source_file, r.raw)] = r.err
+    for r in rejected:
+        by_file[r.source_file][r.rejected] += r["count"]
+        reasons[(r.source_file, r.rejected)] = r.reason
     unreadable: dict[str, dict[int, str]] = {path: {} for path in undecodable}  # rawlines finds the lines
     for reject in rawlines.locate(by_file, reasons, unreadable):
         batch.rejects.append(_reject("event", *reject))
@@ -303,39 +314,39 @@ def _star(batch: Computed, fix: TextFix, ev: DataFrame) -> None:
     """Song plays, their match keys, time and users, with DuckDB's tie-breaks (targets/sqlmerge.py's rules)."""
     play = ["level", "location", "user_agent", "song", "artist", "length"]
     identity = ["session_id", "item_in_session", "user_id", "ts"]
-    plays = _persist(batch, _plays(fix, ev.where("is_play"), play, identity).withColumn(
-        "songplay_id", F.conv(F.substring(F.md5(F.concat_ws(
-            "|", *(F.col(c).cast("string") for c in identity))), 1, 15), 16, 10).cast("bigint")))
-    keyed = fix.apply(plays.withColumnRenamed("level", "a_level").withColumnRenamed("location", "a_location")
-                      .withColumnRenamed("user_agent", "a_user_agent"),
-                      {"level": "a_level", "location": "a_location", "user_agent": "a_user_agent"},
-                      {"title_key": "song", "artist_key": "artist"}).withColumn("start_time", F.timestamp_millis("ts"))
+    songplay_id = ("CAST(conv(substr(md5(concat_ws('|', "
+                   + ", ".join(f"CAST({c} AS STRING)" for c in identity) + ")), 1, 15), 16, 10) AS BIGINT)")
+    plays = _persist(batch, _plays(fix, ev.where("is_play"), play, identity).selectExpr(
+        "*", f"{songplay_id} AS songplay_id"))
+    cleaned = ["level", "location", "user_agent"]
+    keyed = fix.apply(plays.withColumnsRenamed({c: f"a_{c}" for c in cleaned}), {c: f"a_{c}" for c in cleaned},
+                      {"title_key": "song", "artist_key": "artist"})
+    keyed = keyed.selectExpr("*", "timestamp_millis(ts) AS start_time")
     catalogue = batch.catalogue
     key = ["title_key", "artist_key", "length"]
-    match = (keyed.where(F.col("length").isNotNull()).select(*key).distinct()
+    match = (keyed.where("length IS NOT NULL").select(*key).distinct()
              .join(catalogue.select("song_id", "title_key", "artist_key", "duration"), ["title_key", "artist_key"])
-             .where(F.abs(F.col("duration") - F.col("length")) < 0.001)
-             .groupBy(*key).agg(F.min("song_id").alias("song_id")))
+             .where(f"abs(duration - length) < {double(0.001)}")
+             .groupBy(*key).agg(F.expr("min(song_id) AS song_id")))
     songplays = (keyed.join(match, key, "left")
                  .join(catalogue.select("song_id", "artist_id"), "song_id", "left"))
     batch.tables["b_songplays"] = spark_conform(songplays, SONGPLAYS)
     batch.tables["b_play_keys"] = spark_conform(keyed, PLAY_KEYS)
-    t = F.col("start_time")
     batch.tables["b_time"] = spark_conform(
-        plays.select(F.timestamp_millis("ts").alias("start_time")).distinct().select(
-            "start_time", F.hour(t).alias("hour"), F.dayofmonth(t).alias("day"), F.weekofyear(t).alias("week"),
-            F.month(t).alias("month"), F.year(t).alias("year"),
-            F.extract(F.lit("DAYOFWEEK_ISO"), t).alias("weekday")), TIME)
+        plays.selectExpr("timestamp_millis(ts) AS start_time").distinct().selectExpr(
+            "start_time", "hour(start_time) AS hour", "dayofmonth(start_time) AS day",
+            "weekofyear(start_time) AS week", "month(start_time) AS month", "year(start_time) AS year",
+            "extract(DAYOFWEEK_ISO FROM start_time) AS weekday"), TIME)
     who = ["first_name", "last_name", "gender", "level"]
-    tail = F.lit(int(ID_TAIL))
-    order = F.struct(F.col("ts"), F.coalesce("session_id", tail), F.coalesce("item_in_session", tail),
-                     *(F.coalesce(F.col(c), F.lit("")) for c in who))
-    users = (ev.where(F.col("user_id").isNotNull()).groupBy("user_id")
-             .agg(F.max_by(F.struct(*(F.col(c).alias(f"a_{c}") for c in who), "ts", "session_id",
-                                    "item_in_session"), order).alias("r"))
+    tail = f"CAST({string(ID_TAIL)} AS BIGINT)"
+    order = ", ".join(["ts", f"coalesce(session_id, {tail})", f"coalesce(item_in_session, {tail})",
+                       *(f"coalesce({c}, '')" for c in who)])
+    last = ", ".join([*(f"{c} AS a_{c}" for c in who), "ts", "session_id", "item_in_session"])
+    users = (ev.where("user_id IS NOT NULL").groupBy("user_id")
+             .agg(F.expr(f"max_by(struct({last}), struct({order})) AS r"))
              .select("user_id", "r.*"))
-    users = fix.apply(users, {c: f"a_{c}" for c in who}).select(
-        "*", *(F.coalesce(F.col(f"a_{c}"), F.lit("")).alias(f"tie_{c}") for c in who))
+    users = fix.apply(users, {c: f"a_{c}" for c in who}).selectExpr(
+        "*", *(f"coalesce(a_{c}, '') AS tie_{c}" for c in who))
     latest = tuple(c.name for c in USER_LATEST.columns if c.name != "user_id")
     batch.tables["b_users"] = spark_conform(users, USERS, latest)
     batch.plays = plays
@@ -345,13 +356,14 @@ def _plays(fix: TextFix, events: DataFrame, play: list[str], identity: list[str]
     """One row per event: a copy's values (`play`), of several copies the one that comes first by
     sqlmerge.PLAY_TIE. Duplicates are rare, so only their copies are cleaned and keyed for the tie (adaptive
     execution broadcasts their identities when they are few)."""
-    grouped = events.groupBy(*identity).agg(F.count("*").alias("n"), F.any_value(F.struct(*play)).alias("r"))
+    grouped = events.groupBy(*identity).agg(F.expr("count(*) AS n"),
+                                            F.expr(f"any_value(struct({', '.join(play)})) AS r"))
     copies = events.join(grouped.where("n > 1").select(*identity), identity, "left_semi")
     tie = {"t_level": "level", "t_location": "location", "t_user_agent": "user_agent"}
     copies = fix.apply(copies, tie, {"t_title_key": "song", "t_artist_key": "artist"})
-    order = F.struct(*(F.coalesce(F.col(c), F.lit("")) for c in (*tie, "t_title_key", "t_artist_key")),
-                     F.coalesce(F.col("length"), F.lit(-1.0)))
-    chosen = copies.groupBy(*identity).agg(F.min_by(F.struct(*play), order).alias("r"))
+    order = ", ".join([*(f"coalesce({c}, '')" for c in (*tie, "t_title_key", "t_artist_key")),
+                       f"coalesce(length, {double(-1.0)})"])
+    chosen = copies.groupBy(*identity).agg(F.expr(f"min_by(struct({', '.join(play)}), struct({order})) AS r"))
     return grouped.where("n = 1").select(*identity, "r").unionByName(chosen).select(*identity, "r.*")
 
 

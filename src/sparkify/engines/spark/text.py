@@ -14,11 +14,12 @@ from __future__ import annotations
 import logging
 
 import pyarrow as pa
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from sparkify.engines.spark.records import bare, non_ascii
+from sparkify.engines.spark.sql import name
 from sparkify.normalize import clean_text_arrow, match_key_arrow
 
 log = logging.getLogger(__name__)
@@ -41,12 +42,11 @@ class TextFix:
         """`values`: one string column `v` (any name), possibly with repeats and ASCII values."""
         clean_udf = F.arrow_udf(_clean_text, T.StringType())
         key_udf = F.arrow_udf(_match_key, T.StringType())
-        v = F.col(values.columns[0])
-        distinct = values.select(v.alias("v")).where(non_ascii(F.col("v"))).distinct()
+        distinct = values.selectExpr(f"{name(values.columns[0])} AS v").where(non_ascii("v")).distinct()
         cleaned = distinct.select("v", clean_udf(F.col("v")).alias("clean"))
         rows = cleaned.select(
-            "v", "clean",
-            F.when(non_ascii(F.col("clean")), key_udf(F.col("clean"))).otherwise(F.lower("clean")).alias("key"),
+            "v", "clean", F.when(F.expr(non_ascii("clean")), key_udf(F.col("clean"))).otherwise(F.lower("clean"))
+            .alias("key"),
         ).collect()
         log.info("%d distinct non-ASCII text values cleaned by normalize.py", len(rows))
         self.table = F.broadcast(spark.createDataFrame(rows, _SCHEMA)) if rows else None
@@ -54,19 +54,18 @@ class TextFix:
     def apply(self, df: DataFrame, columns: dict[str, str], keys: dict[str, str] | None = None) -> DataFrame:
         """Add cleaned columns (`columns`: output -> input) and match keys (`keys`: output -> input)."""
         keys = keys or {}
-        sources = sorted({*columns.values(), *keys.values()})
+        kept = [name(c) for c in df.columns]
         if self.table is None:
-            return df.select("*", *(bare(F.col(s)).alias(o) for o, s in columns.items()),
-                             *(F.lower(bare(F.col(s))).alias(o) for o, s in keys.items()))
+            return df.selectExpr(*kept, *(f"{bare(name(s))} AS {name(o)}" for o, s in columns.items()),
+                                 *(f"lower({bare(name(s))}) AS {name(o)}" for o, s in keys.items()))
+        sources = sorted({*columns.values(), *keys.values()})
         for i, src in enumerate(sources):
-            fix = self.table.select(*(F.col(c).alias(f"_fx{i}_{c}") for c in ("v", "clean", "key")))
-            probe = F.when(non_ascii(F.col(src)), F.col(src))
-            df = df.join(fix, probe == F.col(f"_fx{i}_v"), "left")
+            fix = self.table.selectExpr(*(f"{c} AS _fx{i}_{c}" for c in ("v", "clean", "key")))
+            df = df.join(fix, F.expr(f"CASE WHEN {non_ascii(name(src))} THEN {name(src)} END = _fx{i}_v"), "left")
         index = {src: i for i, src in enumerate(sources)}
 
-        def pick(src: str, what: str, ascii_value: Column) -> Column:
-            return F.when(non_ascii(F.col(src)), F.col(f"_fx{index[src]}_{what}")).otherwise(ascii_value)
+        def pick(src: str, what: str, ascii_value: str) -> str:
+            return f"CASE WHEN {non_ascii(name(src))} THEN _fx{index[src]}_{what} ELSE {ascii_value} END"
 
-        out = df.select("*", *(pick(s, "clean", bare(F.col(s))).alias(o) for o, s in columns.items()),
-                        *(pick(s, "key", F.lower(bare(F.col(s)))).alias(o) for o, s in keys.items()))
-        return out.drop(*(f"_fx{i}_{c}" for i in range(len(sources)) for c in ("v", "clean", "key")))
+        return df.selectExpr(*kept, *(f"{pick(s, 'clean', bare(name(s)))} AS {name(o)}" for o, s in columns.items()),
+                             *(f"{pick(s, 'key', f'lower({bare(name(s))})')} AS {name(o)}" for o, s in keys.items()))
