@@ -74,8 +74,11 @@ class SparkLakeTarget(Target):
             "songplays": (songplays, SONGPLAYS.partition_by),
             "_rejects": (rejects, ()),
         }
+        # an explicit count, which adaptive execution does not coalesce: the songs' thousands of artist
+        # folders are written by that many tasks across the executors, not all by one
+        writers = int(spark.conf.get("spark.sql.shuffle.partitions"))
         for name, (df, partitions) in tables.items():
-            df = df.repartition(*partitions) if partitions else df.coalesce(1)
+            df = df.repartition(writers, *partitions) if partitions else df.coalesce(1)
             if self.write_with == "arrow":
                 self._written[name] = write_arrow(df, f"{self.out}/{name}", partitions)
             else:
