@@ -25,7 +25,7 @@ import duckdb
 from sparkify.errors import RejectLimitExceeded
 from sparkify.normalize import clean_text, match_key
 from sparkify.records import duckdb_macros
-from sparkify.schema import DUCKDB_DIALECT, LOADED_FILES, Table
+from sparkify.schema import DUCKDB_DIALECT, LOADED_FILES, REJECTS, Table
 from sparkify.sources import SourceFile
 
 if TYPE_CHECKING:
@@ -146,6 +146,16 @@ class DuckDBBatch(Batch):
         temp_table_of_rows(self.con, FILES_TABLE, LOADED_FILES, rows)
 
 
+def reject_order(reject: dict) -> tuple:
+    """The order rejects are stored and shown in: kind, file, line."""
+    return reject["kind"], reject["source_file"], reject["line"] or 0
+
+
+def store_rejects(con: duckdb.DuckDBPyConnection, run_id: str, rejects: list[dict]) -> None:
+    """b_rejects on a DuckDB connection: the run's rejects (kind, source_file, line, reason, raw), in order."""
+    temp_table_of_rows(con, "b_rejects", REJECTS, [{"run_id": run_id, **r} for r in sorted(rejects, key=reject_order)])
+
+
 def temp_table_of_rows(con: duckdb.DuckDBPyConnection, name: str, table: Table, rows: list[dict]) -> None:
     """A temporary table with `table`'s columns holding `rows` (dicts by column name), in one statement.
 
@@ -179,7 +189,7 @@ class SparkBatch(Batch):
     rejects: list[dict] = field(default_factory=list)
 
     def reject_examples(self, limit: int = 10) -> list[str]:
-        rows = sorted(self.rejects, key=lambda r: (r["kind"], r["source_file"], r["line"] or 0))[:limit]
+        rows = sorted(self.rejects, key=reject_order)[:limit]
         return _examples([(r["source_file"], r["line"], r["reason"]) for r in rows])
 
 

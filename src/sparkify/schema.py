@@ -243,6 +243,7 @@ STATE: tuple[Table, ...] = (REJECTS, LOADED_FILES, SONG_RECORDS, PLAY_KEYS, USER
 ALL_TABLES: tuple[Table, ...] = STAR + STATE
 TABLES: dict[str, Table] = {t.name: t for t in ALL_TABLES}
 
+
 def arrow_type(logical: str) -> pa.DataType:
     """A logical type as Arrow spells it. pyarrow is imported here, not above: a run into the DuckDB
     file never needs Arrow, and the import is a fifth of its memory on a small input."""

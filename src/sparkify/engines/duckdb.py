@@ -16,7 +16,7 @@ from contextlib import contextmanager
 import duckdb
 
 from sparkify import objectstore, rawlines
-from sparkify.batch import BATCH_TABLES, DUCKDB, DuckDBBatch, Run, temp_table_of_rows
+from sparkify.batch import BATCH_TABLES, DUCKDB, DuckDBBatch, Run, store_rejects
 from sparkify.engines.base import Engine
 from sparkify.progress import Progress
 from sparkify.records import (
@@ -29,7 +29,7 @@ from sparkify.records import (
     read_json_columns,
     typed_sql,
 )
-from sparkify.schema import REJECTS, SONG_RECORDS
+from sparkify.schema import SONG_RECORDS
 from sparkify.targets.base import DuckDBHost
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ class DuckDBEngine(Engine):
             self._events(batch)
         with progress.stage("star"):
             self._star(batch)
-        self._store_rejects()
+        store_rejects(self.con, self._run_id, self._rejects)
         self._drop_intermediates()
         batch.add_files_table()
         yield batch
@@ -427,8 +427,3 @@ class DuckDBEngine(Engine):
     def _reject(self, kind: str, source_file: str, line: int | None, reason: str, raw: str | None) -> None:
         self._rejects.append({"kind": kind, "source_file": source_file, "line": line,
                               "reason": rawlines.storable(reason), "raw": rawlines.storable(raw)})
-
-    def _store_rejects(self) -> None:
-        rows = sorted(self._rejects, key=lambda r: (r["kind"], r["source_file"], r["line"] or 0))
-        temp_table_of_rows(self.con, "b_rejects", REJECTS, [{"run_id": self._run_id, **r} for r in rows])
-

@@ -27,7 +27,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sparkify.batch import DUCKDB, SPARK, Batch, DuckDBBatch, Run, SparkBatch
+from sparkify.batch import DUCKDB, SPARK, Batch, DuckDBBatch, Run, SparkBatch, store_rejects
 from sparkify.engines.base import Engine
 from sparkify.engines.spark.compute import compute as compute_batch
 from sparkify.engines.spark.session import session as spark_session
@@ -36,7 +36,6 @@ from sparkify.progress import Progress
 from sparkify.schema import (
     ARTISTS,
     PLAY_KEYS,
-    REJECTS,
     SONG_RECORDS,
     SONGPLAYS,
     SONGS,
@@ -115,7 +114,7 @@ class SparkEngine(Engine):
                 df.write.parquet(str(staging / name))
                 self._load(con, name, staging / name)
         result.finish(self._new_songs(con, staging), self._count(con, "b_songplays"))
-        self._store_rejects(con, run.run_id, result.rejects)
+        store_rejects(con, run.run_id, result.rejects)
         batch = DuckDBBatch(run, songs=result.songs, events=result.events, file_records=result.file_records,
                             con=con)
         batch.add_files_table()
@@ -156,11 +155,3 @@ class SparkEngine(Engine):
     @staticmethod
     def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
         return con.execute(f"SELECT count(*) FROM {DIALECT.quote(table)}").fetchall()[0][0]
-
-    @staticmethod
-    def _store_rejects(con: duckdb.DuckDBPyConnection, run_id: str, rejects: list[dict]) -> None:
-        rows = sorted(rejects, key=lambda r: (r["kind"], r["source_file"], r["line"] or 0))
-        table = pa.Table.from_pylist([{"run_id": run_id, **r} for r in rows], schema=arrow_schema(REJECTS))
-        con.register("sp_spark_rejects", table)
-        con.execute("CREATE OR REPLACE TEMP TABLE b_rejects AS SELECT * FROM sp_spark_rejects")
-        con.unregister("sp_spark_rejects")
