@@ -59,9 +59,13 @@ def event_log_config(folder: Path) -> Path:
     return config
 
 
-def actions(folder: Path) -> list[dict]:
-    """Each Spark action of the run's event log: what started it, wall, task and CPU seconds, tasks, shuffle."""
-    events = [json.loads(line) for path in sorted(folder.rglob("events_*")) for line in path.open()]
+def event_log(folder: Path) -> list[dict]:
+    """The events of the Spark event log written into `folder`, in order."""
+    return [json.loads(line) for path in sorted(folder.rglob("events_*")) for line in path.open()]
+
+
+def actions(events: list[dict]) -> list[dict]:
+    """Each Spark action of a run's event log: what started it, wall, task and CPU seconds, tasks, shuffle."""
     jobs: dict[int, dict] = {}
     stage_job: dict[int, int] = {}
     for e in events:
@@ -106,7 +110,7 @@ def bench_scale(scale: str, repeats: int, event_log: bool = True) -> dict:
                 logged = event_log and engine == "spark"
                 config = event_log_config(Path(tmp) / "eventlog") if logged else None
                 result, summary = sparkify_run(data, engine, Path(tmp) / "star.duckdb", config)
-                spark_actions = actions(Path(tmp) / "eventlog") if logged else None
+                spark_actions = actions(event_log(Path(tmp) / "eventlog")) if logged else None
             runs[engine].append({"wall_s": result.wall_s, "cpu_s": result.cpu_s, "peak_rss_mb": result.peak_rss_mb,
                                  "load_avg": os.getloadavg(), "timings": summary["timings"],
                                  "tables": summary["tables"], **({"spark_actions": spark_actions} if logged else {})})

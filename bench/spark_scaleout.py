@@ -32,7 +32,7 @@ from pathlib import Path
 from rich.console import Console
 
 from bench import datasets, measure
-from bench.spark_bench import actions
+from bench.spark_bench import actions, event_log
 
 console = Console(stderr=True)
 REPO = datasets.REPO
@@ -78,9 +78,8 @@ def submit(master: str, dist: Path, data: datasets.Dataset, work: Path, conf: di
     return result
 
 
-def stages(folder: Path) -> tuple[float, list[list[float]], float, float]:
-    """(the application's wall s, each stage's task run times in launch order, task s, executor CPU s)."""
-    events = [json.loads(line) for path in sorted(folder.rglob("events_*")) for line in path.open()]
+def stages(events: list[dict]) -> tuple[float, list[list[float]], float, float]:
+    """(the driver's s outside every stage, each stage's task run times in launch order, task s, executor CPU s)."""
     start = next(e["Timestamp"] for e in events if e["Event"] == "SparkListenerApplicationStart")
     end = max(e.get("Timestamp") or e.get("Completion Time") or 0 for e in events
               if e["Event"] in ("SparkListenerApplicationEnd", "SparkListenerJobEnd"))
@@ -124,14 +123,15 @@ def predict(driver: float, ordered: list[list[float]], slots: int) -> float:
 def run_one(label: str, master: str, conf: dict[str, str], dist: Path, data: datasets.Dataset) -> dict:
     with tempfile.TemporaryDirectory(prefix="spark-scaleout-", dir=os.environ.get("SPARKIFY_BENCH_TMP")) as tmp:
         result = submit(master, dist, data, Path(tmp), conf)
-        driver, ordered, task_s, cpu_s = stages(Path(tmp) / "eventlog")
+        events = event_log(Path(tmp) / "eventlog")
+        driver, ordered, task_s, cpu_s = stages(events)
         summary = json.loads([line for line in result.stdout.splitlines() if line.startswith("{")][-1])
         row = {"run": label, "wall_s": result.wall_s, "submit_tree_cpu_s": result.cpu_s,
                "submit_tree_peak_rss_mb": result.peak_rss_mb, "driver_s": round(driver, 1),
                "task_s": round(task_s, 1), "executor_cpu_s": round(cpu_s, 1), "tasks": sum(map(len, ordered)),
                "stages": len(ordered), "load_avg": os.getloadavg(), "accounting": summary["accounting"],
                "predicted_wall_s": {n: round(predict(driver, ordered, n), 1) for n in PREDICT},
-               "actions": actions(Path(tmp) / "eventlog")}
+               "actions": actions(events)}
     console.log(f"{label}: {row['wall_s']:.1f} s wall, driver {driver:.1f} s, tasks {task_s:.1f} s")
     return row
 

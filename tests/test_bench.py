@@ -79,3 +79,27 @@ def test_engine_profile_names_the_statements(tmp_path: Path, sample: Path):
     assert "8,056 events" in done.stdout
     assert all(f"{stage}:" in done.stdout for stage in ("songs", "events", "star", "load"))
     assert "CREATE" in done.stdout or "INSERT" in done.stdout
+
+
+def test_the_scale_out_replay_places_tasks_on_slots_and_keeps_the_driver_serial():
+    """bench/spark_scaleout.py: an event log's stages replayed on N task slots (figures worked out by hand)."""
+    from bench.spark_scaleout import makespan, predict, stages
+
+    def task(stage: int, launch: int, finish: int) -> dict:
+        return {"Event": "SparkListenerTaskEnd", "Stage ID": stage, "Stage Attempt ID": 0,
+                "Task Info": {"Launch Time": launch, "Finish Time": finish},
+                "Task Metrics": {"Executor CPU Time": 5 * 10**8}}
+
+    def stage(stage_id: int, start: int, end: int) -> dict:
+        return {"Event": "SparkListenerStageCompleted",
+                "Stage Info": {"Stage ID": stage_id, "Submission Time": start, "Completion Time": end}}
+
+    events = [{"Event": "SparkListenerApplicationStart", "Timestamp": 0},
+              task(0, 1_000, 4_000), task(0, 1_100, 2_100), task(0, 2_000, 3_000), stage(0, 1_000, 4_000),
+              task(1, 3_500, 5_500), stage(1, 3_500, 6_000),  # overlaps stage 0 by 0.5 s
+              {"Event": "SparkListenerApplicationEnd", "Timestamp": 10_000}]
+    driver, ordered, task_s, cpu_s = stages(events)
+    assert driver == 5.0  # 10 s, less the stages' union (1 to 6 s)
+    assert ordered == [[3.0, 1.0, 1.0], [2.0]] and task_s == 7.0 and cpu_s == 2.0
+    assert makespan([3.0, 1.0, 1.0], 1) == 5.0 and makespan([3.0, 1.0, 1.0], 2) == 3.0
+    assert predict(driver, ordered, 1) == 12.0 and predict(driver, ordered, 4) == 10.0

@@ -18,6 +18,7 @@ the list of written files and their row counts comes back to the driver.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import uuid
 from collections.abc import Iterator
@@ -132,7 +133,7 @@ def _write_partition(url: str, partitions: tuple[str, ...], s3, run: str):
         written = []
         task = TaskContext.get().partitionId()
         ds.write_dataset(
-            _chain(first, batches), root, schema=first.schema, format="parquet", filesystem=fs,
+            itertools.chain([first], batches), root, schema=first.schema, format="parquet", filesystem=fs,
             partitioning=list(partitions) or None, partitioning_flavor="hive" if partitions else None,
             basename_template=f"part-{task:05d}-{run}-{{i}}.parquet", existing_data_behavior="overwrite_or_ignore",
             max_partitions=1 << 20, file_visitor=lambda f: written.append((f.path, f.metadata.num_rows)),
@@ -142,11 +143,6 @@ def _write_partition(url: str, partitions: tuple[str, ...], s3, run: str):
                                          schema=pa.schema([("path", pa.string()), ("rows", pa.int64())]))
 
     return write
-
-
-def _chain(first, rest):
-    yield first
-    yield from rest
 
 
 def write_arrow(df, url: str, partitions: tuple[str, ...]) -> int:
