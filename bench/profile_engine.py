@@ -1,8 +1,9 @@
 """Where a DuckDB run's time goes: every SQL statement of one `sparkify run`, timed.
 
-    python -m bench.profile_engine DATASET_DIR [--target FILE.duckdb] [--top 15]
+    python -m bench.profile_engine DATASET_DIR [--scratch FOLDER] [--top 15]
 
-Runs the pipeline in this process into a fresh DuckDB file with a connection
+Runs the pipeline in this process into a fresh DuckDB file (in a folder of
+its own under --scratch, removed afterwards) with a connection
 that times each statement (execute plus fetch; wall, and CPU of the process,
 which counts every DuckDB thread and is the fairer figure on a shared
 machine) and prints the statements by CPU time, with their stage. Python-side work
@@ -14,9 +15,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import shutil
+import tempfile
 import time
 from collections import defaultdict
 from contextlib import contextmanager
@@ -144,16 +145,18 @@ def _print_plan(profile: dict) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("dataset", type=Path)
-    parser.add_argument("--target", default="bench/data/run/profile/star.duckdb")
+    parser.add_argument("--scratch", type=Path, default=Path("bench/data/run"),
+                        help="where the run's own folder is made (the DuckDB file, its spill, the plans)")
     parser.add_argument("--top", type=int, default=15)
     parser.add_argument("--explain", help="also print DuckDB's profile (operators, timings) of the statements "
                                           "containing this text (alternatives separated by |), e.g. 'INSERT INTO ev'")
     args = parser.parse_args()
-    shutil.rmtree(os.path.dirname(args.target), ignore_errors=True)
-    plans = Path(args.target).parent / "plans"
-    plans.mkdir(parents=True)
+    args.scratch.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix="profile-", dir=args.scratch))
+    plans = workdir / "plans"
+    plans.mkdir()
     progress = StageProgress(quiet=True)
-    target = duckdb_target.DuckDBTarget(args.target)
+    target = duckdb_target.DuckDBTarget(str(workdir / "star.duckdb"))
     connect = target._connect
     timing: list[TimingConnection] = []
 
@@ -194,7 +197,7 @@ def main() -> None:
                           f"{covered_cpu.get(stage, 0):.2f} s CPU")
     for plan in (p for con in timing for p in con.plans if p.exists()):
         _print_plan(json.loads(plan.read_text()))
-    shutil.rmtree(os.path.dirname(args.target), ignore_errors=True)
+    shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -72,12 +72,17 @@ def test_scenarios_are_data():
 
 
 def test_engine_profile_names_the_statements(tmp_path: Path, sample: Path):
-    done = subprocess.run([sys.executable, "-m", "bench.profile_engine", str(sample), "--target",
-                           str(tmp_path / "p" / "star.duckdb"), "--top", "3"],
-                          cwd=REPO, capture_output=True, text=True, timeout=600)
+    """The profile runs in a folder of its own under --scratch and removes only that (it once removed the
+    whole folder its target was in, with whatever else lay there)."""
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    (scratch / "keep.txt").write_text("not the profile's")
+    done = subprocess.run([sys.executable, "-m", "bench.profile_engine", str(sample), "--scratch", str(scratch),
+                           "--top", "3"], cwd=REPO, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     assert "8,056 events" in done.stdout
     assert all(f"{stage}:" in done.stdout for stage in ("songs", "events", "star", "load"))
+    assert [p.name for p in scratch.iterdir()] == ["keep.txt"]
     assert "CREATE" in done.stdout or "INSERT" in done.stdout
 
 

@@ -103,7 +103,8 @@ def test_a_postgres_server_that_refuses(tmp_path):
 
 
 def test_an_s3_endpoint_that_does_not_answer(sample, tmp_path, s3_endpoint):
+    """One attempt (AWS_MAX_ATTEMPTS, which the run honours): the default three only repeat the same wait."""
     with BlackHole() as hole:
         fails_clearly(["run", "--songs", sample / "song_data", "--logs", sample / "log_data",
                        "--target", "s3://bucket/lake"], tmp_path, "127.0.0.1",
-                      AWS_ENDPOINT_URL=f"http://127.0.0.1:{hole.port}")
+                      AWS_ENDPOINT_URL=f"http://127.0.0.1:{hole.port}", AWS_MAX_ATTEMPTS="1")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import shutil
 from pathlib import Path
 
 import duckdb
@@ -324,30 +323,6 @@ def test_mess_is_repaired_and_matched(messy_runs):
     assert con.execute("SELECT year FROM songs WHERE song_id = 'SOZZZ3'").fetchone() == (None,)
 
 
-def test_a_second_run_matches_plays_against_the_stored_catalogue(spark, sample, tmp_path, monkeypatch):
-    """Increments: the Spark engine reads the target's catalogue, as the DuckDB engine does. Many new
-    files are read by listing their folder, where the old files are too: only the new ones may count."""
-    from sparkify.engines.spark import compute
-
-    monkeypatch.setattr(compute, "EXPLICIT_PATHS", 5)
-    data = tmp_path / "data"
-    shutil.copytree(sample / "song_data", data / "song_data")
-    shutil.copytree(sample / "log_data" / "2018" / "11", data / "log_data" / "2018" / "11",
-                    ignore=lambda d, names: [n for n in names if n > "2018-11-15"])
-    first = {"duckdb": [], "spark": []}
-    for engine in first:
-        db = tmp_path / f"{engine}.duckdb"
-        first[engine].append(run_json("--songs", data / "song_data", "--logs", data / "log_data",
-                                       "--target", db, "--engine", engine))
-    shutil.copytree(sample / "log_data" / "2018" / "11", data / "log_data" / "2018" / "11", dirs_exist_ok=True)
-    summaries = {e: run_json("--songs", data / "song_data", "--logs", data / "log_data",
-                             "--target", tmp_path / f"{e}.duckdb", "--engine", e) for e in first}
-    assert summaries["spark"]["files"]["songs"] == {"new": 0, "skipped": 71}
-    assert summaries["spark"]["tables"]["songplays"] == 6820
-    assert accounting(summaries["spark"]) == accounting(summaries["duckdb"])
-    assert snapshot(tmp_path / "spark.duckdb") == snapshot(tmp_path / "duckdb.duckdb")
-
-
 # -- every target -------------------------------------------------------------
 
 def read_lake_with_spark(spark, root: str, table: str):
@@ -413,3 +388,27 @@ def test_spark_master_flag_reaches_the_engine(monkeypatch, tmp_path):
                 "--engine", "spark", "--spark-master", "spark://example:7077")
     assert seen["engine_name"] == "spark"
     assert seen["engine_options"]["master"] == "spark://example:7077"
+
+
+def test_a_run_with_nothing_new_starts_no_spark(sample, tmp_path, monkeypatch):
+    """Every file already in the ledger: the empty batch comes without Spark (its compute would fail here),
+    the summary still names the engine asked for, and the target is as it was."""
+    from sparkify.engines.spark import SparkEngine
+    from tests.conftest import star_rows
+
+    db = tmp_path / "star.duckdb"
+    args = ("--songs", sample / "song_data", "--logs", sample / "log_data", "--target", db, "--engine", "spark")
+    run_json(*args[:-2])
+    before = star_rows(str(db))
+
+    def no_spark(*_):
+        raise AssertionError("Spark computed a run with nothing to read")
+
+    monkeypatch.setattr(SparkEngine, "compute", no_spark)
+    summary = run_json(*args)
+    assert summary["engine"] == "spark"
+    assert summary["files"]["logs"] == {"new": 0, "skipped": 30}
+    assert summary["accounting"]["events"]["read"] == 0 and balanced(summary)
+    assert star_rows(str(db)) == before
+    code, _ = run_cli("run", *args, "--full-refresh")  # files to read again: Spark is asked to compute
+    assert code != 0

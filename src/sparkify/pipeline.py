@@ -68,6 +68,16 @@ def _plan_run(target: Target, songs: str, logs: str, listed: tuple[list, list] |
                skipped={"songs": len(all_songs) - len(song_files), "logs": len(all_logs) - len(log_files)})
 
 
+def _engine_for(plan: Run, engine: Engine, target: Target) -> Engine:
+    """The engine that computes `plan`: the one asked for, unless it is slow to start and there is no new file
+    to read. The batch is then empty whatever computes it, and the DuckDB engine makes it at once where Spark
+    would start a JVM and run its jobs over nothing (a scheduled run that finds nothing new)."""
+    nothing_new = plan.listed and not plan.song_files and not plan.log_files
+    if nothing_new and engine.slow_to_start and "duckdb" in target.capabilities.engines:
+        return open_engine("duckdb", target)
+    return engine
+
+
 def run(
     target: Target,
     songs: str,
@@ -91,7 +101,7 @@ def run(
     listed = _list(target, songs, logs, progress)
     with target.session():
         plan = _plan_run(target, songs, logs, listed, full_refresh)
-        with engine.compute(target, plan, progress) as batch:
+        with _engine_for(plan, engine, target).compute(target, plan, progress) as batch:
             max_rejects.enforce(batch)
             with progress.stage("load"):
                 try:

@@ -20,6 +20,8 @@ from sparkify.targets.base import Step, Target
 
 class Engine(abc.ABC):
     name: ClassVar[str]
+    slow_to_start: ClassVar[bool] = False
+    """Starting it costs seconds (a JVM): a run with no new file to read is left to the DuckDB engine."""
 
     def __init__(self, options: dict[str, Any] | None = None):
         self.options = options or {}

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -70,6 +71,7 @@ CATALOGUE = "catalogue.parquet"
 
 class SparkEngine(Engine):
     name = "spark"
+    slow_to_start = True
 
     def host(self, target: Target) -> str:
         """Where the batch is handed over: the target's DuckDB connection when it lends one."""
@@ -109,9 +111,14 @@ class SparkEngine(Engine):
 
     def _into_duckdb(self, con: duckdb.DuckDBPyConnection, staging: Path, run: Run, result,
                      progress: Progress) -> DuckDBBatch:
-        with progress.stage("stage"):
-            for name, df in result.tables.items():
-                df.write.parquet(str(staging / name))
+        """The batch tables written by Spark at once (one thread each: a small table's job is mostly the
+        driver's scheduling and commit, which overlap; a large one's tasks share the cores), then loaded into
+        the connection one by one as their writes end."""
+        with progress.stage("stage"), ThreadPoolExecutor(len(result.tables)) as writers:
+            written = {name: writers.submit(df.write.parquet, str(staging / name))
+                       for name, df in result.tables.items()}
+            for name, done in written.items():
+                done.result()
                 self._load(con, name, staging / name)
         result.finish(self._new_songs(con, staging), self._count(con, "b_songplays"))
         store_rejects(con, run.run_id, result.rejects)
