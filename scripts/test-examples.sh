@@ -22,17 +22,23 @@ done
 [[ ${1:-} == -- ]] && shift
 [[ ${#names[@]} -gt 0 ]] || names=(airflow dagster)
 
-status=0
-for name in "${names[@]}"; do
-  venv=.venv-$name
-  start=$SECONDS
+install() {  # one orchestrator's venv (on a fresh machine, mostly downloads: both are installed at once)
+  local name=$1 venv=.venv-$1 start=$SECONDS
   [[ -x $venv/bin/python ]] || "$PYTHON" -m venv "$venv"
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
     -c constraints.txt -c examples/constraints.txt -e . "${PACKAGE[$name]}" pytest 2>&1 \
     | grep -v '^WARNING: Location' || true
-  "$venv/bin/python" -c "import sparkify, ${name}" || { status=1; continue; }
-  echo "$venv ready in $((SECONDS - start)) s"
-  TZ=UTC "$venv/bin/python" -m pytest tests/test_examples.py -m examples -k "$name" "$@" \
+  "$venv/bin/python" -c "import sparkify, ${name}" && echo "$venv ready in $((SECONDS - start)) s"
+}
+
+declare -A installing
+for name in "${names[@]}"; do
+  install "$name" & installing[$name]=$!
+done
+status=0
+for name in "${names[@]}"; do
+  wait "${installing[$name]}" || { status=1; continue; }
+  TZ=UTC ".venv-$name/bin/python" -m pytest tests/test_examples.py -m examples -k "$name" "$@" \
     || status=$?
 done
 exit "$status"

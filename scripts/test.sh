@@ -5,8 +5,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v java >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null; }
+mkdir -p .ci/state
+scripts/install-chromium.sh > .ci/state/chromium.log 2>&1 &  # apt beside pip: on a fresh machine both take a while
+chromium=$!
 scripts/setup.sh dev
-scripts/install-chromium.sh
+wait "$chromium" || { cat .ci/state/chromium.log >&2; exit 1; }
 trap 'scripts/services.sh stop' EXIT
 scripts/services.sh start
 source .ci/state/env

@@ -93,21 +93,25 @@ def star_rows_expected(data: Path) -> dict:
 
 def test_rerun_changes_nothing_then_full_refresh_rebuilds_the_same_tables_and_check_passes(
         cell, sample, duckdb_on_sample):
-    """One load, then three scenarios on it (a Spark run costs seconds, so the cells share it)."""
-    first = run_json(*cell.args(sample))
+    rerun_refresh_check(cell, sample, duckdb_on_sample, star_rows_expected(sample))
+
+
+def rerun_refresh_check(cell: Cell, data: Path, reference_summary: dict, expected: dict) -> None:
+    """One load of `data`, then three scenarios on it (a Spark run costs seconds, so the cells share it)."""
+    first = run_json(*cell.args(data))
     assert balanced(first)
     assert first["engine"] == ENGINE_LABEL[cell.engine]
     assert first["tables"] == STAR_COUNTS
-    assert first["accounting"] == duckdb_on_sample["accounting"]
+    assert first["accounting"] == reference_summary["accounting"]
     before = star_rows(cell.target)
-    assert before == star_rows_expected(sample)
+    assert before == expected
 
-    second = run_json(*cell.args(sample))
+    second = run_json(*cell.args(data))
     assert second["files"]["logs"] == {"new": 0, "skipped": 30}
     assert second["accounting"]["events"]["read"] == 0
     assert star_rows(cell.target) == before
 
-    refreshed = run_json(*cell.args(sample, "--full-refresh"))
+    refreshed = run_json(*cell.args(data, "--full-refresh"))
     assert refreshed["files"]["logs"]["new"] == 30
     assert refreshed["accounting"]["events"]["loaded"] == 6820
     assert star_rows(cell.target) == before

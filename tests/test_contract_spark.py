@@ -2,12 +2,13 @@
 
 A file of its own so that a second test worker runs it beside the other
 cells (a Spark run of the sample takes seconds where DuckDB's takes a
-fraction). Every Spark cell lands the sample (tables against
-tests/reference.py, accounting against the DuckDB engine's, reruns, full
-refresh, check) and the corrupted sample (rejects against the reference
-cell's). The increment and failure scenarios exercise what the engine hands
-the target and the target's own merge, which the DuckDB cells already run on
-every target: here they run on the DuckDB file. One fixed sequence of
+fraction). Every Spark cell lands the corrupted sample, whose good lines
+are the sample's, in one set of runs for the contract's two sample
+scenarios: tables against tests/reference.py, accounting and rejects against
+the reference cell's, a rerun, a full refresh, the check. The increment
+and failure scenarios exercise what the engine hands the target and the
+target's own merge, which the DuckDB cells already run on every target:
+here they run on the DuckDB file. One fixed sequence of
 increments (later days first, then the older days, late songs with a
 replacing record, a redelivered day) stands for the contract's increment
 scenarios (half the days then all; an older file arriving late) and for
@@ -25,8 +26,8 @@ import pytest
 
 import sparkify
 from tests import test_contract as contract
-from tests.conftest import new_target, star_rows
-from tests.test_contract import Cell, corrupted, duckdb_on_sample, reference_rejects  # noqa: F401 (fixtures)
+from tests.conftest import new_target, run_json, star_rows
+from tests.test_contract import Cell, corrupted  # noqa: F401 (a fixture)
 from tests.test_increments import _deliver, _files, dataset  # noqa: F401 (the fixture)
 
 pytestmark = pytest.mark.spark
@@ -46,14 +47,22 @@ def on_a_duckdb_file(request, tmp_path: Path, spark) -> Cell:
     return Cell("spark", new_target("duckdb", request, tmp_path))
 
 
-def test_rerun_changes_nothing_then_full_refresh_rebuilds_the_same_tables_and_check_passes(
-        cell, sample, duckdb_on_sample):  # noqa: F811 (the fixture imported above)
-    contract.test_rerun_changes_nothing_then_full_refresh_rebuilds_the_same_tables_and_check_passes(
-        cell, sample, duckdb_on_sample)
+@pytest.fixture(scope="session")
+def duckdb_on_corrupted(corrupted: Path, tmp_path_factory) -> tuple[dict, list[tuple]]:  # noqa: F811
+    """The reference cell (the DuckDB engine on a DuckDB file) on the corrupted sample: summary and rejects."""
+    url = str(tmp_path_factory.mktemp("reference-corrupted") / "star.duckdb")
+    return run_json(*contract.Cell("duckdb", url).args(corrupted)), contract._rejects(url)
 
 
-def test_corrupted_lines_give_the_reference_cells_rejects(cell, corrupted, reference_rejects):  # noqa: F811
-    contract.test_corrupted_lines_give_the_reference_cells_rejects(cell, corrupted, reference_rejects)
+def test_corrupted_sample_rerun_full_refresh_and_check_end_as_the_reference_cell(
+        cell, sample, corrupted, duckdb_on_corrupted):  # noqa: F811 (the fixture imported above)
+    """The contract's two sample scenarios in one set of Spark runs: the first run is of the corrupted
+    sample, whose good lines are the sample's (tests/reference.py's rows of the sample) and whose bad
+    lines must be the reference cell's rejects; then the rerun, the full refresh and the check."""
+    summary, rejects = duckdb_on_corrupted
+    assert summary["accounting"]["events"]["rejected"] == len(rejects) == 2 * len(contract.CORRUPT)
+    contract.rerun_refresh_check(cell, corrupted, summary, contract.star_rows_expected(sample))
+    assert contract._rejects(cell.target) == rejects
 
 
 def test_a_failure_mid_load_leaves_the_target_unchanged(on_a_duckdb_file, sample_copy, tmp_path, monkeypatch):
