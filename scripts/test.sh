@@ -4,12 +4,14 @@
 # workers, one test file per worker so each file's servers and Spark stay its own).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-command -v java >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null; }
 mkdir -p .ci/state
-scripts/install-chromium.sh > .ci/state/chromium.log 2>&1 &  # apt beside pip: on a fresh machine both take a while
-chromium=$!
+{  # Debian's packages (apt) beside the venv (pip): on a fresh machine both take a while
+  command -v java >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null; }
+  scripts/install-chromium.sh
+} > .ci/state/apt.log 2>&1 &
+apt=$!
 scripts/setup.sh dev
-wait "$chromium" || { cat .ci/state/chromium.log >&2; exit 1; }
+wait "$apt" || { cat .ci/state/apt.log >&2; exit 1; }
 trap 'scripts/services.sh stop' EXIT
 scripts/services.sh start
 source .ci/state/env

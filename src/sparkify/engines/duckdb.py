@@ -342,7 +342,9 @@ class DuckDBEngine(Engine):
         far fewer values than events. Duplicate events are rare, so only their identities go
         through the (costly) aggregate, which keeps the copy with the smallest stored values
         (level, location, user agent as cleaned, then the song's match key and length): the
-        rule a later run applies against the stored copy too (targets/sqlmerge.py)."""
+        rule a later run applies against the stored copy too (targets/sqlmerge.py). Likewise a user's
+        latest event is chosen among that user's events at their largest ts only (the order starts with ts):
+        a plain max per user first, so the costly struct aggregate sees a few rows, not every event."""
         play = "level, location, user_agent, song, artist, length"
         identity = "session_id, item_in_session, user_id, ts"
         songplay_id = f"('0x' || md5(concat_ws('|', {identity}))[1:15])::BIGINT AS songplay_id"
@@ -416,7 +418,9 @@ class DuckDBEngine(Engine):
                                 i := coalesce(item_in_session, {ID_TAIL}),
                                 {', '.join(f"{c} := coalesce({c}, '')" for c in who.split(', '))})
                 ) AS r
-                FROM ev WHERE err IS NULL AND user_id IS NOT NULL GROUP BY user_id
+                FROM ev SEMI JOIN (SELECT user_id, max(ts) AS ts FROM ev WHERE err IS NULL AND user_id IS NOT NULL
+                                   GROUP BY user_id) USING (user_id, ts)
+                WHERE err IS NULL AND user_id IS NOT NULL GROUP BY user_id
             )
         """)
         plays = self.con.execute("SELECT count(*) FROM plays").fetchall()[0][0]
