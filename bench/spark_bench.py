@@ -97,7 +97,7 @@ def actions(events: list[dict]) -> list[dict]:
             for r in sorted(out.values(), key=lambda r: r["start"])]
 
 
-def bench_scale(scale: str, repeats: int, event_log: bool = True) -> dict:
+def bench_scale(scale: str, repeats: int, with_event_log: bool = True) -> dict:
     data = datasets.ensure(scale)
     console.log(f"{scale}: {data.events:,} events, {data.songs:,} song files, {data.input_bytes / 2**20:,.0f} MiB")
     runs: dict[str, list[dict]] = {e: [] for e in ENGINES}
@@ -105,7 +105,7 @@ def bench_scale(scale: str, repeats: int, event_log: bool = True) -> dict:
         order = ENGINES if repeat % 2 == 0 else tuple(reversed(ENGINES))
         for engine in order:
             with tempfile.TemporaryDirectory(prefix="spark-bench-", dir=os.environ.get("SPARKIFY_BENCH_TMP")) as tmp:
-                logged = event_log and engine == "spark"
+                logged = with_event_log and engine == "spark"
                 config = event_log_config(Path(tmp) / "eventlog") if logged else None
                 result, summary = sparkify_run(data, engine, Path(tmp) / "star.duckdb", config)
                 spark_actions = actions(event_log(Path(tmp) / "eventlog")) if logged else None
