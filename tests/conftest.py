@@ -130,7 +130,8 @@ FAST_START = {
 def spark():
     """One local Spark per test process; the Spark engine reuses it when run in-process (run_cli,
     run_json, pipeline.run). The JIT is left whole: a worker runs dozens of Spark runs in this JVM, and
-    C1 alone (TieredStopAtLevel=1) starts sooner but makes every later run slower."""
+    C1 alone (TieredStopAtLevel=1) starts sooner but makes every later run slower (docs/spark.md, "The
+    tests' JVMs")."""
     os.environ.update(SPARK_ENV)
     time.tzset()
     from sparkify.engines.spark.session import session

@@ -50,8 +50,8 @@ SUBMIT_CONF = {
     "spark.executor.extraJavaOptions": "-Duser.timezone=UTC -XX:+UseSerialGC -XX:TieredStopAtLevel=1",
     "spark.executorEnv.TZ": "UTC",
 }
-"""Each executor JVM runs one short job: C1 alone (TieredStopAtLevel=1) compiles less than the full JIT
-gains back, and the two jobs ran 62-72 s instead of 88-89 s (alternated, alone on the machine)."""
+"""Each executor JVM runs one short job: C1 alone (TieredStopAtLevel=1) spends less on compiling than the
+full JIT would gain back (docs/spark.md, "The tests' JVMs")."""
 LAYOUT = ["_rejects", "artists", "songplays", "songs", "time", "users"]
 HIVE_TYPES = {"year": "INTEGER", "month": "INTEGER", "artist_id": "VARCHAR"}
 CONNECT_PORT = 15002
