@@ -214,12 +214,18 @@ def _rejects(url: str) -> list[tuple]:
 
 
 @pytest.fixture(scope="session")
-def reference_rejects(corrupted: Path, tmp_path_factory) -> list[tuple]:
-    """The reference cell's rejects (the DuckDB engine on a DuckDB file) of the corrupted sample."""
+def duckdb_on_corrupted(corrupted: Path, tmp_path_factory) -> tuple[dict, list[tuple]]:
+    """The reference cell (the DuckDB engine on a DuckDB file) on the corrupted sample: summary and rejects."""
     url = str(tmp_path_factory.mktemp("reference-rejects") / "star.duckdb")
     summary = run_json(*Cell("duckdb", url).args(corrupted))
     assert summary["accounting"]["events"]["rejected"] == 2 * len(CORRUPT)
-    return _rejects(url)
+    return summary, _rejects(url)
+
+
+@pytest.fixture(scope="session")
+def reference_rejects(duckdb_on_corrupted) -> list[tuple]:
+    """The reference cell's rejects of the corrupted sample."""
+    return duckdb_on_corrupted[1]
 
 
 def test_corrupted_lines_give_the_reference_cells_rejects(cell, corrupted, reference_rejects):

@@ -15,7 +15,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.conftest import balanced, run_cli, run_json
+from tests.conftest import balanced, run_cli, run_json, star_rows
 
 pytestmark = pytest.mark.spark
 
@@ -382,7 +382,6 @@ def test_a_run_with_nothing_new_starts_no_spark(sample, tmp_path, monkeypatch):
     """Every file already in the ledger: the empty batch comes without Spark (its compute would fail here),
     the summary still names the engine asked for, and the target is as it was."""
     from sparkify.engines.spark import SparkEngine
-    from tests.conftest import star_rows
 
     db = tmp_path / "star.duckdb"
     args = ("--songs", sample / "song_data", "--logs", sample / "log_data", "--target", db, "--engine", "spark")
