@@ -120,24 +120,30 @@ def _typed(a: str, field: Field, lazy: bool) -> str:
     """SQL for a field's value from its text as read (column a); lazy text stays as read."""
     if field.type == "text":
         return a if lazy else f"sp_clean({a})"
-    if field.type == "int":
-        return (f"CASE WHEN regexp_full_match({a}, '-?[0-9]+') THEN TRY_CAST({a} AS BIGINT) "
+    if field.type == "int":  # the common value is its integer's own text: a cast and a compare, no regex
+        return (f"CASE WHEN TRY_CAST({a} AS BIGINT)::VARCHAR = {a} THEN TRY_CAST({a} AS BIGINT) "
                 f"WHEN regexp_full_match(sp_bare({a}), {_sql_literal(INTEGER_PATTERN)}) "
                 f"THEN TRY_CAST(split_part(sp_bare({a}), '.', 1) AS BIGINT) END")
     return (f"CASE WHEN isfinite(TRY_CAST({a} AS DOUBLE)) THEN TRY_CAST({a} AS DOUBLE) "
             f"WHEN isfinite(TRY_CAST(sp_bare({a}) AS DOUBLE)) THEN TRY_CAST(sp_bare({a}) AS DOUBLE) END")
 
 
+def _starts_with_bracket(a: str) -> str:
+    return f"(({a} >= '[' AND {a} < '\\') OR ({a} >= '{{' AND {a} < '|'))"
+
+
 def _error(a: str, field: Field) -> str:
     """SQL naming the problem with a field, or NULL.
 
     Text holding an object or array is only detectable with the raw line at
-    hand; without it (the fast read) the answer is 'look closer'.
+    hand; without it (the fast read) the answer is 'look closer'. Its first
+    character is found by comparing with the byte ranges of '[' and '{', which
+    DuckDB settles on the string's inlined prefix (starts_with reads the string).
     """
     x = _q(field.name)
     if field.type == "text":
         path = _sql_literal(f"$.{field.key}")
-        return (f"coalesce(CASE WHEN starts_with({a}, '{{') OR starts_with({a}, '[') THEN CASE WHEN raw IS NULL "
+        return (f"coalesce(CASE WHEN {_starts_with_bracket(a)} THEN CASE WHEN raw IS NULL "
                 f"THEN '{CLOSER_LOOK}' WHEN json_type(raw, {path}) IN ('OBJECT', 'ARRAY') "
                 f"THEN '{field.key}: expected text, got ' || lower(json_type(raw, {path})) END END, "
                 f"CASE WHEN contains({a}, chr(0)) THEN '{field.key}: {HOLDS_NUL}' END)")

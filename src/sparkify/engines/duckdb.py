@@ -2,16 +2,19 @@
 
 The engine reads only the files it is given (the target's ledger decides
 which), validates and types every record in SQL, and leaves its results as
-temporary tables `b_*` on the connection it was handed. It never writes a
+tables `b_*` on the connection it was handed (temporary ones, or in a scratch
+database for a run larger than memory: see `_tables_held`). It never writes a
 target: the batch (batch.py) is what a target consumes.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import re
 from collections import Counter, defaultdict
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 import duckdb
 
@@ -43,6 +46,26 @@ SONG_FILES_PER_READ = 1000
 peak memory for a whole catalogue of small files at once) while each call costs only milliseconds."""
 
 
+SCRATCH = "sp_scratch"
+"""The scratch database's name on the connection (see DuckDBEngine._tables_held)."""
+
+SCRATCH_FILE = "sparkify-batch.duckdb"
+"""The scratch database's file, in the connection's temp_directory."""
+
+SCRATCH_ABOVE = 1.0
+"""A run keeps its tables in the scratch database when its log files hold more bytes than this many times
+the connection's memory limit: its typed events alone take most of that size in memory."""
+
+_UNITS = {"": 1, "B": 1, "BYTES": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+          "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+
+
+def _setting_bytes(text: str) -> float:
+    """A DuckDB size setting as it reads back ('572.2 MiB') in bytes."""
+    number, unit = re.fullmatch(r"\s*([0-9.]+)\s*([A-Za-z]*)\s*", text).groups()
+    return float(number) * _UNITS[unit.upper()]
+
+
 class DuckDBEngine(Engine):
     name = "duckdb"
 
@@ -58,23 +81,63 @@ class DuckDBEngine(Engine):
         batch = DuckDBBatch(run, con=self.con)
         self._rejects: list[dict] = []
         self._run_id = run.run_id
-        with progress.stage("songs", len(run.song_files)):
-            self._songs(batch)
-        with progress.stage("events", len(run.log_files)):
-            self._events(batch)
-        with progress.stage("star"):
-            self._star(batch)
-        store_rejects(self.con, self._run_id, self._rejects)
-        self._drop_intermediates()
-        batch.add_files_table()
-        yield batch
+        with self._tables_held(sum(f.size for f in run.log_files)):
+            with progress.stage("songs", len(run.song_files)):
+                self._songs(batch)
+            with progress.stage("events", len(run.log_files)):
+                self._events(batch)
+            with progress.stage("star"):
+                self._star(batch)
+            store_rejects(self.con, self._run_id, self._rejects)
+            self._drop_intermediates()
+            batch.add_files_table()
+            yield batch
+
+    @contextmanager
+    def _tables_held(self, log_bytes: int) -> Iterator[None]:
+        """Where the run's tables live (`self._new` is how a statement names a new one).
+
+        In memory, as temporary tables, while the run's logs fit in the memory
+        limit. DuckDB spills what does not fit as it is, uncompressed; a run
+        whose tables would mostly spill (each is written once and read several
+        times) keeps them instead in a scratch database file in the connection's
+        temp directory, where they are stored compressed, a fraction of the
+        bytes, and reached by name through the search path. The file goes once
+        the batch is written; one a killed run left is replaced by the next.
+        """
+        temp_dir = self._setting("temp_directory")
+        if not temp_dir or log_bytes <= SCRATCH_ABOVE * _setting_bytes(self._setting("memory_limit")):
+            self._new = "TEMP TABLE "
+            yield
+            return
+        os.makedirs(temp_dir, exist_ok=True)
+        path = os.path.join(temp_dir, SCRATCH_FILE)
+        _remove_database(path)
+        search_path = self._setting("search_path")
+        database = self.con.execute("SELECT current_database()").fetchall()[0][0]
+        log.info("%.1f GB of logs: the run's tables go to %s", log_bytes / 1e9, path)
+        self._sql(f"ATTACH {_literal(path)} AS {SCRATCH}")
+        try:
+            self._sql(f"SET search_path = {_literal(f'{_ident(database)}.main,{SCRATCH}.main')}")
+            self._new = f"TABLE {SCRATCH}."
+            yield
+        finally:
+            self._sql(f"SET search_path = {_literal(search_path)}")
+            self._sql(f"DETACH {SCRATCH}")
+            _remove_database(path)
+            with suppress(OSError):  # left while it holds DuckDB's spill files, which DuckDB removes
+                os.rmdir(temp_dir)
+
+    def _setting(self, name: str) -> str:
+        return self.con.execute("SELECT current_setting(?)", [name]).fetchall()[0][0]
 
     def _drop_intermediates(self) -> None:
-        """Free what only the computation needed (10 M events left 4.4 GB of it) before the target writes."""
+        """Free what only the computation needed before the target writes: at scale, gigabytes."""
         keep = ", ".join(f"'{name}'" for name in BATCH_TABLES)
-        for (name,) in self.con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary "
-                                        f"AND table_name NOT IN ({keep})").fetchall():
-            self._sql(f'DROP TABLE temp.main."{name}"')
+        for database, name in self.con.execute(
+                f"SELECT database_name, table_name FROM duckdb_tables() WHERE database_name IN ('temp', '{SCRATCH}') "
+                f"AND table_name NOT IN ({keep})").fetchall():
+            self._sql(f'DROP TABLE "{database}".main."{name}"')
 
     def _sql(self, sql: str, params: list | None = None) -> None:
         self.con.execute(sql, params or []).fetchall()
@@ -83,9 +146,9 @@ class DuckDBEngine(Engine):
 
     def _songs(self, batch: DuckDBBatch) -> None:
         paths = [f.path for f in batch.song_files]
-        self._sql("CREATE OR REPLACE TEMP TABLE song_raw (source_file VARCHAR, line BIGINT, raw VARCHAR)")
+        self._sql(f"CREATE OR REPLACE {self._new}song_raw (source_file VARCHAR, line BIGINT, raw VARCHAR)")
         if paths:
-            self._sql("CREATE OR REPLACE TEMP TABLE song_text (source_file VARCHAR, text VARCHAR)")
+            self._sql(f"CREATE OR REPLACE {self._new}song_text (source_file VARCHAR, text VARCHAR)")
             for start in range(0, len(paths), SONG_FILES_PER_READ):
                 self._sql("INSERT INTO song_text SELECT filename, try(decode(content)) FROM read_blob(?)",
                           [paths[start:start + SONG_FILES_PER_READ]])
@@ -106,7 +169,7 @@ class DuckDBEngine(Engine):
             self._sql("DROP TABLE song_text")  # its text is in song_raw now: hold the catalogue once
             self._read_undecodable_songs(undecodable)
         source = raw_json_source("song_raw", SONG_FIELDS)
-        self._sql("CREATE OR REPLACE TEMP TABLE song_parsed AS "
+        self._sql(f"CREATE OR REPLACE {self._new}song_parsed AS "
                   + typed_sql(source, SONG_FIELDS, SONG_REQUIRED, lazy_text=False))
         for source_file, line, raw, reason in self.con.execute(
             "SELECT source_file, line, raw, error FROM song_parsed WHERE error IS NOT NULL"
@@ -118,7 +181,7 @@ class DuckDBEngine(Engine):
         )
         stored = f"(SELECT song_id, source_file, line FROM {self.catalogue})"
         self._sql(f"""
-            CREATE OR REPLACE TEMP TABLE b_song_records AS
+            CREATE OR REPLACE {self._new}b_song_records AS
             SELECT song_id, r.title, r.artist_id, r.artist_name, r.artist_location,
                    r.artist_latitude, r.artist_longitude, r.year::INTEGER AS year, r.duration,
                    sp_key(r.title) AS title_key, sp_key(r.artist_name) AS artist_key,
@@ -131,7 +194,7 @@ class DuckDBEngine(Engine):
             WHERE s.song_id IS NULL OR (r.source_file, r.line) <= (s.source_file, s.line)
         """)
         self._sql(f"""
-            CREATE OR REPLACE TEMP TABLE replaced_artists AS
+            CREATE OR REPLACE {self._new}replaced_artists AS
             SELECT DISTINCT artist_id FROM {self.catalogue} SEMI JOIN b_song_records USING (song_id)
         """)
         columns = ", ".join(c for c in SONG_RECORDS.column_names)
@@ -140,7 +203,7 @@ class DuckDBEngine(Engine):
             SELECT {columns} FROM {self.catalogue} ANTI JOIN b_song_records USING (song_id)
             UNION ALL SELECT {columns} FROM b_song_records
         """)
-        self._sql("CREATE OR REPLACE TEMP TABLE b_songs AS "
+        self._sql(f"CREATE OR REPLACE {self._new}b_songs AS "
                   "SELECT song_id, title, artist_id, year, duration FROM b_song_records")
         self._artists()
         counts = self.con.execute("""
@@ -188,7 +251,7 @@ class DuckDBEngine(Engine):
                 ) GROUP BY artist_id)""")
         joins = " ".join(f"LEFT JOIN {out} USING (artist_id)" for out in fields if out != "name")
         self._sql(f"""
-            CREATE OR REPLACE TEMP TABLE b_artists AS
+            CREATE OR REPLACE {self._new}b_artists AS
             WITH {', '.join(ctes)}
             SELECT artist_id, name.v AS name, location.v AS location,
                    latitude.v AS latitude, longitude.v AS longitude
@@ -211,7 +274,7 @@ class DuckDBEngine(Engine):
         characters), the key by which rawlines finds the whole line.
         """
         paths = [f.path for f in batch.log_files]
-        self._sql(f"CREATE OR REPLACE TEMP TABLE ev AS {self._typed_events('(SELECT NULL AS x WHERE false)', fast=None)}")
+        self._sql(f"CREATE OR REPLACE {self._new}ev AS {self._typed_events('(SELECT NULL AS x WHERE false)', fast=None)}")
         if not paths:
             self._count_events(batch)
             return
@@ -352,11 +415,11 @@ class DuckDBEngine(Engine):
             ("level", "sp_clean(level)"), ("location", "sp_clean(location)"), ("user_agent", "sp_clean(user_agent)"),
             ("title_key", "sp_key(sp_clean(song))"), ("artist_key", "sp_key(sp_clean(artist))")))
         self._sql(f"""
-            CREATE OR REPLACE TEMP TABLE dup_plays AS
+            CREATE OR REPLACE {self._new}dup_plays AS
             SELECT {identity} FROM ev WHERE err IS NULL AND is_play GROUP BY ALL HAVING count(*) > 1
         """)
         self._sql(f"""
-            CREATE OR REPLACE TEMP TABLE plays AS
+            CREATE OR REPLACE {self._new}plays AS
             SELECT {songplay_id}, ts, user_id, session_id, {play}
             FROM ev ANTI JOIN dup_plays USING ({identity}) WHERE err IS NULL AND is_play
             UNION ALL
@@ -369,13 +432,13 @@ class DuckDBEngine(Engine):
                 GROUP BY ALL
             )
         """)
-        self._sql("""
-            CREATE OR REPLACE TEMP TABLE play_text_keys AS
+        self._sql(f"""
+            CREATE OR REPLACE {self._new}play_text_keys AS
             SELECT song, artist, sp_key(sp_clean(song)) AS title_key, sp_key(sp_clean(artist)) AS artist_key
             FROM (SELECT DISTINCT song, artist FROM plays WHERE song IS NOT NULL OR artist IS NOT NULL)
         """)
-        self._sql("""
-            CREATE OR REPLACE TEMP TABLE play_match AS
+        self._sql(f"""
+            CREATE OR REPLACE {self._new}play_match AS
             SELECT p.song, p.artist, p.length, min(c.song_id) AS song_id
             FROM (SELECT DISTINCT song, artist, length FROM plays WHERE length IS NOT NULL) p
             JOIN play_text_keys k USING (song, artist)
@@ -383,8 +446,8 @@ class DuckDBEngine(Engine):
                             AND abs(c.duration - p.length) < 0.001
             GROUP BY ALL
         """)
-        self._sql("""
-            CREATE OR REPLACE TEMP TABLE b_songplays AS
+        self._sql(f"""
+            CREATE OR REPLACE {self._new}b_songplays AS
             SELECT p.songplay_id, epoch_ms(p.ts)::TIMESTAMPTZ AS start_time, p.user_id, sp_clean(p.level) AS level,
                    m.song_id, c.artist_id, p.session_id, sp_clean(p.location) AS location,
                    sp_clean(p.user_agent) AS user_agent
@@ -392,14 +455,14 @@ class DuckDBEngine(Engine):
             LEFT JOIN play_match m ON m.song = p.song AND m.artist = p.artist AND m.length = p.length
             LEFT JOIN catalogue c ON c.song_id = m.song_id
         """)
-        self._sql("""
-            CREATE OR REPLACE TEMP TABLE b_play_keys AS
+        self._sql(f"""
+            CREATE OR REPLACE {self._new}b_play_keys AS
             SELECT p.songplay_id, epoch_ms(p.ts)::TIMESTAMPTZ AS start_time, k.title_key, k.artist_key, p.length
             FROM plays p LEFT JOIN play_text_keys k ON k.song IS NOT DISTINCT FROM p.song
                                                     AND k.artist IS NOT DISTINCT FROM p.artist
         """)
-        self._sql("""
-            CREATE OR REPLACE TEMP TABLE b_time AS
+        self._sql(f"""
+            CREATE OR REPLACE {self._new}b_time AS
             SELECT start_time, hour(t)::INTEGER AS hour, day(t)::INTEGER AS day, week(t)::INTEGER AS week,
                    month(t)::INTEGER AS month, year(t)::INTEGER AS year, isodow(t)::INTEGER AS weekday
             FROM (SELECT DISTINCT start_time, start_time::TIMESTAMP AS t FROM b_songplays)
@@ -407,7 +470,7 @@ class DuckDBEngine(Engine):
         who = "first_name, last_name, gender, level"
         key = ("ts", "session_id", "item_in_session")
         self._sql(f"""
-            CREATE OR REPLACE TEMP TABLE b_users AS
+            CREATE OR REPLACE {self._new}b_users AS
             SELECT user_id, sp_clean(r.first_name) AS first_name, sp_clean(r.last_name) AS last_name,
                    sp_clean(r.gender) AS gender, sp_clean(r.level) AS level, r.ts, r.session_id, r.item_in_session,
                    {', '.join(f"coalesce(r.{c}, '') AS tie_{c}" for c in who.split(', '))}
@@ -431,3 +494,17 @@ class DuckDBEngine(Engine):
     def _reject(self, kind: str, source_file: str, line: int | None, reason: str, raw: str | None) -> None:
         self._rejects.append({"kind": kind, "source_file": source_file, "line": line,
                               "reason": rawlines.storable(reason), "raw": rawlines.storable(raw)})
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _remove_database(path: str) -> None:
+    for name in (path, f"{path}.wal"):
+        with suppress(FileNotFoundError):
+            os.remove(name)
