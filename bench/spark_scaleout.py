@@ -33,6 +33,7 @@ from rich.console import Console
 
 from bench import datasets, measure
 from bench.spark_bench import actions, event_log
+from sparkify.engines.spark.session import LOCAL_CONF
 
 console = Console(stderr=True)
 REPO = datasets.REPO
@@ -48,7 +49,7 @@ CONF = {
     "spark.eventLog.compress": "false",
 }
 """As tests/test_spark_cluster.py submits, plus the event log. Workers have 1 GB each (scripts/services.sh)."""
-LOCAL_DRIVER_MEMORY = "2g"
+LOCAL_DRIVER_MEMORY = LOCAL_CONF["spark.driver.memory"]
 """As engines/spark/session.py gives a local master: the one JVM holds driver and executors."""
 PREDICT = (1, 2, 4, 8, 16)
 

@@ -58,9 +58,11 @@ SHUFFLE_BYTES = 32 * 2**20
 
 LOCAL_CONF = {
     "spark.sql.shuffle.partitions": "4",
-    "spark.driver.memory": "2g",
+    "spark.driver.memory": "4g",
 }
-"""Defaults for a local master: few cores, one JVM holding driver and executors."""
+"""Defaults for a local master: few cores, one JVM holding driver and executors. Its heap holds the cached
+rows, every task's sort and hash pages and the broadcasts: the largest benchmark's run (docs/spark.md) ran
+out of a 2g heap. A small run never grows the heap that far."""
 
 _lock = threading.Lock()
 
@@ -109,7 +111,7 @@ def session(master: str | None = None, conf: dict[str, str] | None = None, submi
         return spark
 
 
-def _cores(spark) -> int:
+def cores(spark) -> int:
     """The cores tasks run on. A Spark Connect session has no SparkContext: its server's setting, else 2."""
     from pyspark.errors import PySparkAttributeError
 
@@ -121,5 +123,5 @@ def _cores(spark) -> int:
 
 def size_shuffles(spark, input_bytes: int) -> None:
     """Shuffle partitions for this much input: at least one per core, more as the data grows."""
-    cores = _cores(spark)
-    spark.conf.set("spark.sql.shuffle.partitions", str(max(cores, min(input_bytes // SHUFFLE_BYTES, 50 * cores))))
+    n = cores(spark)
+    spark.conf.set("spark.sql.shuffle.partitions", str(max(n, min(input_bytes // SHUFFLE_BYTES, 50 * n))))
