@@ -135,8 +135,8 @@ class DuckDBEngine(Engine):
         """Free what only the computation needed before the target writes: at scale, gigabytes."""
         keep = ", ".join(f"'{name}'" for name in BATCH_TABLES)
         for database, name in self.con.execute(
-                f"SELECT database_name, table_name FROM duckdb_tables() WHERE database_name IN ('temp', '{SCRATCH}') "
-                f"AND table_name NOT IN ({keep})").fetchall():
+                "SELECT database_name, table_name FROM duckdb_tables() WHERE database_name IN ('temp', ?) "
+                f"AND table_name NOT IN ({keep})", [SCRATCH]).fetchall():
             self._sql(f'DROP TABLE "{database}".main."{name}"')
 
     def _sql(self, sql: str, params: list | None = None) -> None:
