@@ -31,8 +31,8 @@ import pyarrow.parquet as pq
 from sparkify.batch import DUCKDB, SPARK, Batch, DuckDBBatch, Run, SparkBatch, store_rejects
 from sparkify.engines.base import Engine
 from sparkify.engines.spark.compute import compute as compute_batch
-from sparkify.engines.spark.session import cores, size_shuffles
 from sparkify.engines.spark.session import session as spark_session
+from sparkify.engines.spark.session import size_shuffles
 from sparkify.progress import Progress
 from sparkify.schema import (
     ARTISTS,
@@ -98,7 +98,7 @@ class SparkEngine(Engine):
                     catalogue = None
                 result = compute_batch(spark, songs, logs, catalogue, progress)
                 if into_duckdb:
-                    batch = self._into_duckdb(con, staging, run, result, progress, cores(spark))
+                    batch = self._into_duckdb(con, staging, run, result, progress)
                 else:
                     result.finish(result.tables["b_songs"].count(), result.plays.count())
                     batch = SparkBatch(run, songs=result.songs, events=result.events,
@@ -110,12 +110,11 @@ class SparkEngine(Engine):
                     result.release()
 
     def _into_duckdb(self, con: duckdb.DuckDBPyConnection, staging: Path, run: Run, result,
-                     progress: Progress, at_once: int) -> DuckDBBatch:
-        """The batch tables written by Spark `at_once` at a time (a thread each: a small table's job is mostly
-        the driver's scheduling and commit, which overlap), then loaded into the connection one by one as their
-        writes end. No more at once than there are cores: every write's tasks and broadcasts share one heap
-        (in local mode, the driver's)."""
-        with progress.stage("stage"), ThreadPoolExecutor(max(1, min(at_once, len(result.tables)))) as writers:
+                     progress: Progress) -> DuckDBBatch:
+        """The batch tables written by Spark at once (one thread each: a small table's job is mostly the
+        driver's scheduling and commit, which overlap; a large one's tasks share the cores), then loaded into
+        the connection one by one as their writes end."""
+        with progress.stage("stage"), ThreadPoolExecutor(len(result.tables)) as writers:
             written = {name: writers.submit(df.write.parquet, str(staging / name))
                        for name, df in result.tables.items()}
             for name, done in written.items():

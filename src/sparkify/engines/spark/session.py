@@ -111,7 +111,7 @@ def session(master: str | None = None, conf: dict[str, str] | None = None, submi
         return spark
 
 
-def cores(spark) -> int:
+def _cores(spark) -> int:
     """The cores tasks run on. A Spark Connect session has no SparkContext: its server's setting, else 2."""
     from pyspark.errors import PySparkAttributeError
 
@@ -123,5 +123,5 @@ def cores(spark) -> int:
 
 def size_shuffles(spark, input_bytes: int) -> None:
     """Shuffle partitions for this much input: at least one per core, more as the data grows."""
-    n = cores(spark)
-    spark.conf.set("spark.sql.shuffle.partitions", str(max(n, min(input_bytes // SHUFFLE_BYTES, 50 * n))))
+    cores = _cores(spark)
+    spark.conf.set("spark.sql.shuffle.partitions", str(max(cores, min(input_bytes // SHUFFLE_BYTES, 50 * cores))))
