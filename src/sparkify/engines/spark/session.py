@@ -62,7 +62,7 @@ LOCAL_CONF = {
 }
 """Defaults for a local master: few cores, one JVM holding driver and executors. Its heap holds the cached
 rows, every task's sort and hash pages and the broadcasts: the largest benchmark's run (docs/spark.md) ran
-out of a 2g heap. A small run never grows the heap that far."""
+out of a 2g heap. The JVM grows its heap only as a run needs it."""
 
 _lock = threading.Lock()
 
