@@ -10,9 +10,9 @@ import pyarrow as pa
 import pytest
 
 from sparkify import pipeline
+from sparkify.batch import size_bytes
 from sparkify.targets.postgres import PostgresTarget
 from sparkify.targets.postgres import copy as pgcopy
-from sparkify.targets.postgres.target import size_bytes
 from tests.pgutil import (
     STAR_COUNTS,
     _pg,
@@ -90,4 +90,5 @@ def test_size_bytes_reads_duckdb_sizes():
     assert size_bytes("256MiB") == 256 << 20
     assert size_bytes("2 GiB") == 2 << 30
     assert size_bytes("4000000") == 4_000_000
+    assert size_bytes("572.2 MiB") == int(572.2 * 2**20)  # as DuckDB reads its setting back
     assert size_bytes("80%") is None

@@ -13,6 +13,7 @@ from in its capabilities; the pipeline pairs engines and targets by them.
 from __future__ import annotations
 
 import abc
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -191,6 +192,20 @@ class SparkBatch(Batch):
     def reject_examples(self, limit: int = 10) -> list[str]:
         rows = sorted(self.rejects, key=reject_order)[:limit]
         return _examples([(r["source_file"], r["line"], r["reason"]) for r in rows])
+
+
+_SIZE = re.compile(r"(?i)\s*(\d+(?:\.\d+)?)\s*(?:([kmgt])(i?)b?|b|bytes?)?\s*")
+
+
+def size_bytes(text: str) -> int | None:
+    """A DuckDB memory size ('600MB', '1.5GiB', '4000000', or as DuckDB reads it back: '572.2 MiB') in bytes;
+    None if it is not one."""
+    match = _SIZE.fullmatch(text)
+    if not match:
+        return None
+    number, prefix, binary = match.groups()
+    power = "kmgt".index(prefix.lower()) + 1 if prefix else 0
+    return int(float(number) * (1024 if binary else 1000) ** power)
 
 
 def configure(con: duckdb.DuckDBPyConnection, memory_limit: str, temp_dir: str | None) -> None:

@@ -68,7 +68,7 @@ HOLDS_NUL = "holds U+0000 (NUL), which PostgreSQL and Redshift text cannot store
 """Why text holding U+0000 rejects its record: on every target alike, so that they all keep the same rows."""
 
 
-def _sql_literal(text: str) -> str:
+def sql_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
@@ -105,11 +105,11 @@ def duckdb_macros() -> list[str]:
 
 def struct_type(fields: tuple[Field, ...]) -> str:
     """JSON structure for from_json/read_json: every field as VARCHAR, typed later by typed_sql."""
-    return _sql_literal(json.dumps({f.key: "VARCHAR" for f in fields}))
+    return sql_literal(json.dumps({f.key: "VARCHAR" for f in fields}))
 
 
 def read_json_columns(fields: tuple[Field, ...]) -> str:
-    return "{" + ", ".join(f"{_sql_literal(f.key)}: 'VARCHAR'" for f in fields) + "}"
+    return "{" + ", ".join(f"{sql_literal(f.key)}: 'VARCHAR'" for f in fields) + "}"
 
 
 def _q(key: str) -> str:
@@ -122,7 +122,7 @@ def _typed(a: str, field: Field, lazy: bool) -> str:
         return a if lazy else f"sp_clean({a})"
     if field.type == "int":  # the common value is its integer's own text: a cast and a compare, no regex
         return (f"CASE WHEN TRY_CAST({a} AS BIGINT)::VARCHAR = {a} THEN TRY_CAST({a} AS BIGINT) "
-                f"WHEN regexp_full_match(sp_bare({a}), {_sql_literal(INTEGER_PATTERN)}) "
+                f"WHEN regexp_full_match(sp_bare({a}), {sql_literal(INTEGER_PATTERN)}) "
                 f"THEN TRY_CAST(split_part(sp_bare({a}), '.', 1) AS BIGINT) END")
     return (f"CASE WHEN isfinite(TRY_CAST({a} AS DOUBLE)) THEN TRY_CAST({a} AS DOUBLE) "
             f"WHEN isfinite(TRY_CAST(sp_bare({a}) AS DOUBLE)) THEN TRY_CAST(sp_bare({a}) AS DOUBLE) END")
@@ -142,7 +142,7 @@ def _error(a: str, field: Field) -> str:
     """
     x = _q(field.name)
     if field.type == "text":
-        path = _sql_literal(f"$.{field.key}")
+        path = sql_literal(f"$.{field.key}")
         return (f"coalesce(CASE WHEN {_starts_with_bracket(a)} THEN CASE WHEN raw IS NULL "
                 f"THEN '{CLOSER_LOOK}' WHEN json_type(raw, {path}) IN ('OBJECT', 'ARRAY') "
                 f"THEN '{field.key}: expected text, got ' || lower(json_type(raw, {path})) END END, "

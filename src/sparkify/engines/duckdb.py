@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -19,7 +18,7 @@ from contextlib import contextmanager, suppress
 import duckdb
 
 from sparkify import objectstore, rawlines
-from sparkify.batch import BATCH_TABLES, DUCKDB, DuckDBBatch, Run, store_rejects
+from sparkify.batch import BATCH_TABLES, DUCKDB, DuckDBBatch, Run, size_bytes, store_rejects
 from sparkify.engines.base import Engine
 from sparkify.progress import Progress
 from sparkify.records import (
@@ -30,9 +29,10 @@ from sparkify.records import (
     SONG_REQUIRED,
     raw_json_source,
     read_json_columns,
+    sql_literal,
     typed_sql,
 )
-from sparkify.schema import SONG_RECORDS
+from sparkify.schema import DUCKDB_DIALECT, SONG_RECORDS
 from sparkify.targets.base import DuckDBHost
 
 log = logging.getLogger(__name__)
@@ -55,16 +55,6 @@ SCRATCH_FILE = "sparkify-batch.duckdb"
 SCRATCH_ABOVE = 1.0
 """A run keeps its tables in the scratch database when its log files hold more bytes than this many times
 the connection's memory limit: its typed events alone take most of that size in memory."""
-
-_UNITS = {"": 1, "B": 1, "BYTES": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
-          "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
-
-
-def _setting_bytes(text: str) -> float:
-    """A DuckDB size setting as it reads back ('572.2 MiB') in bytes."""
-    number, unit = re.fullmatch(r"\s*([0-9.]+)\s*([A-Za-z]*)\s*", text).groups()
-    return float(number) * _UNITS[unit.upper()]
-
 
 class DuckDBEngine(Engine):
     name = "duckdb"
@@ -106,7 +96,7 @@ class DuckDBEngine(Engine):
         the batch is written; one a killed run left is replaced by the next.
         """
         temp_dir = self._setting("temp_directory")
-        if not temp_dir or log_bytes <= SCRATCH_ABOVE * _setting_bytes(self._setting("memory_limit")):
+        if not temp_dir or log_bytes <= SCRATCH_ABOVE * size_bytes(self._setting("memory_limit")):
             self._new = "TEMP TABLE "
             yield
             return
@@ -116,13 +106,14 @@ class DuckDBEngine(Engine):
         search_path = self._setting("search_path")
         database = self.con.execute("SELECT current_database()").fetchall()[0][0]
         log.info("%.1f GB of logs: the run's tables go to %s", log_bytes / 1e9, path)
-        self._sql(f"ATTACH {_literal(path)} AS {SCRATCH}")
+        self._sql(f"ATTACH {sql_literal(path)} AS {SCRATCH}")
         try:
-            self._sql(f"SET search_path = {_literal(f'{_ident(database)}.main,{SCRATCH}.main')}")
+            searched = sql_literal(f"{DUCKDB_DIALECT.quote(database)}.main,{SCRATCH}.main")
+            self._sql(f"SET search_path = {searched}")
             self._new = f"TABLE {SCRATCH}."
             yield
         finally:
-            self._sql(f"SET search_path = {_literal(search_path)}")
+            self._sql(f"SET search_path = {sql_literal(search_path)}")
             self._sql(f"DETACH {SCRATCH}")
             _remove_database(path)
             with suppress(OSError):  # left while it holds DuckDB's spill files, which DuckDB removes
@@ -494,14 +485,6 @@ class DuckDBEngine(Engine):
     def _reject(self, kind: str, source_file: str, line: int | None, reason: str, raw: str | None) -> None:
         self._rejects.append({"kind": kind, "source_file": source_file, "line": line,
                               "reason": rawlines.storable(reason), "raw": rawlines.storable(raw)})
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _remove_database(path: str) -> None:

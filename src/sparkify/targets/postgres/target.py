@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -41,6 +40,7 @@ from sparkify.batch import (
     SummaryFn,
     WriteResult,
     configure,
+    size_bytes,
 )
 from sparkify.config import DEFAULTS
 from sparkify.schema import (
@@ -122,19 +122,6 @@ WRITE_MEMORY_LIMIT = 256 << 20
 """DuckDB's memory limit while the batch is written (never above the run's own limit). The write
 only streams the batch tables, so a small buffer pool costs nothing; it makes room for the COPY's
 buffers within the run's peak (docs/postgres.md, Memory)."""
-_SIZE = re.compile(r"(?i)\s*(\d+(?:\.\d+)?)\s*(?:([kmgt])(i?)b?|b|bytes?)?\s*")
-
-
-def size_bytes(text: str) -> int | None:
-    """A DuckDB memory size ('600MB', '1.5GiB', '4000000') in bytes; None if it is not one."""
-    match = _SIZE.fullmatch(text)
-    if not match:
-        return None
-    number, prefix, binary = match.groups()
-    power = "kmgt".index(prefix.lower()) + 1 if prefix else 0
-    return int(float(number) * (1024 if binary else 1000) ** power)
-
-
 TRUE = ("1", "true", "yes", "on")
 
 CAPABILITIES = Capabilities(engines=("duckdb", "spark", "warehouse"), accepts=frozenset({DUCKDB, WAREHOUSE}),
