@@ -29,9 +29,12 @@ import pytest
 
 from tests.killharness import CLI, Result, Scenario, Targets, child_env, read_state, sparkify, stamp, write_rows
 
-SIZE_MB = 32
+SIZE_MB = 64
 SPILL_LIMIT = "150MB"
-"""A memory limit under which the generated dataset's first load spills a few MB and completes."""
+"""A memory limit under which the generated dataset's first load must spill to complete, and does.
+
+With fewer events the load can fit in it when DuckDB finds no room to spill:
+the run then completes and no disk is ever full (100,000 events did)."""
 REPEATS_SLOW = 3
 
 
@@ -86,9 +89,10 @@ def fill(mount: Path, leave_kb: int) -> Path:
 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory) -> Path:
-    """Enough events that a run at SPILL_LIMIT spills, few enough songs to read fast."""
+    """Enough events that a run at SPILL_LIMIT has to spill, few enough songs to read fast; their log bytes stay
+    under the limit, so the run's tables are temporary tables (what spills), not a scratch database."""
     out = tmp_path_factory.mktemp("generated") / "data"
-    result = subprocess.run([*CLI, "generate", "--out", str(out), "--events", "100k", "--songs", "500",
+    result = subprocess.run([*CLI, "generate", "--out", str(out), "--events", "200k", "--songs", "500",
                              "--days", "10"], capture_output=True, text=True, env=child_env())
     assert result.returncode == 0, result.stderr
     return out
