@@ -7,13 +7,16 @@
 #   scripts/test-examples.sh                  both
 #   scripts/test-examples.sh dagster          one (airflow or dagster)
 #   scripts/test-examples.sh airflow -- -x    arguments after -- go to pytest
-# Idempotent: a second call only checks that everything is in place.
+#   scripts/test-examples.sh --install        the venvs only (scripts/test.sh starts this beside its setup)
+# Idempotent: a venv installed from the same constraints and pyproject.toml is not touched again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 
 declare -A PACKAGE=([airflow]=apache-airflow [dagster]=dagster)
 names=()
+install_only=
+[[ ${1:-} == --install ]] && { install_only=1; shift; }
 while [[ $# -gt 0 && $1 != -- ]]; do
   [[ -n ${PACKAGE[$1]:-} ]] || { echo "usage: $0 [airflow|dagster]... [-- pytest args]" >&2; exit 2; }
   names+=("$1")
@@ -23,11 +26,15 @@ done
 [[ ${#names[@]} -gt 0 ]] || names=(airflow dagster)
 
 install() {  # one orchestrator's venv (on a fresh machine, mostly downloads: both are installed at once)
-  local name=$1 venv=.venv-$1 start=$SECONDS
-  [[ -x $venv/bin/python ]] || "$PYTHON" -m venv "$venv"
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-    -c constraints.txt -c examples/constraints.txt -e . "${PACKAGE[$name]}" pytest 2>&1 \
-    | grep -v '^WARNING: Location' || true
+  local name=$1 venv=.venv-$1 start=$SECONDS stamp
+  stamp=$(cat constraints.txt examples/constraints.txt pyproject.toml | sha256sum | cut -c1-16)
+  if [[ $(cat "$venv/.installed-from" 2>/dev/null) != "$stamp" ]]; then  # pip's own check takes 10-20 s
+    [[ -x $venv/bin/python ]] || "$PYTHON" -m venv "$venv"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+      -c constraints.txt -c examples/constraints.txt -e . "${PACKAGE[$name]}" pytest 2>&1 \
+      | grep -v '^WARNING: Location' || true
+    "$venv/bin/python" -c "import sparkify, ${name}" && echo "$stamp" > "$venv/.installed-from"
+  fi
   "$venv/bin/python" -c "import sparkify, ${name}" && echo "$venv ready in $((SECONDS - start)) s"
 }
 
@@ -38,6 +45,7 @@ done
 status=0
 for name in "${names[@]}"; do
   wait "${installing[$name]}" || { status=1; continue; }
+  [[ -n $install_only ]] && continue
   TZ=UTC ".venv-$name/bin/python" -m pytest tests/test_examples.py -m examples -k "$name" "$@" \
     || status=$?
 done

@@ -10,8 +10,11 @@ mkdir -p .ci/state
   scripts/install-chromium.sh
 } > .ci/state/apt.log 2>&1 &
 apt=$!
+scripts/test-examples.sh --install > .ci/state/examples.log 2>&1 &  # the examples' venvs, for tests/test_examples_in_their_venvs.py
+examples=$!
 scripts/setup.sh dev
 wait "$apt" || { cat .ci/state/apt.log >&2; exit 1; }
+wait "$examples" || { cat .ci/state/examples.log >&2; exit 1; }
 trap 'scripts/services.sh stop' EXIT
 scripts/services.sh start
 source .ci/state/env

@@ -58,20 +58,28 @@ def con():
     return connection
 
 
+def sql_paths(con, texts: list[str]) -> list[tuple[str | None, str | None]]:
+    """The engine's own SQL on song titles, all in one query: (stored value, match key) of each."""
+    source = raw_json_source("(SELECT 'f' AS source_file, generate_subscripts($1, 1) AS line, unnest($1) AS raw)",
+                             SONG_FIELDS)
+    rows = con.execute(f"SELECT line, title, sp_key(title) FROM ({typed_sql(source, SONG_FIELDS, (), False)}) "
+                       "ORDER BY line", [[json.dumps({"title": text}) for text in texts]]).fetchall()
+    assert [row[0] for row in rows] == list(range(1, len(texts) + 1))
+    return [row[1:] for row in rows]
+
+
 def sql_path(con, text: str) -> tuple[str | None, str | None]:
-    """The engine's own SQL on one song title: (stored value, match key)."""
-    source = raw_json_source("(SELECT 'f' AS source_file, 1 AS line, $1 AS raw)", SONG_FIELDS)
-    return con.execute(f"SELECT title, sp_key(title) FROM ({typed_sql(source, SONG_FIELDS, (), False)})",
-                       [json.dumps({"title": text})]).fetchall()[0]
+    return sql_paths(con, [text])[0]
 
 
 ascii_text = st.text(alphabet=st.characters(min_codepoint=1, max_codepoint=127), max_size=30)
 
 
-@settings(max_examples=300, deadline=None)
-@given(ascii_text)
-def test_sql_fast_path_equals_python_on_ascii(con, text):
-    assert sql_path(con, text) == (clean_text(text), match_key(text))
+@settings(max_examples=60, deadline=None)
+@given(st.lists(ascii_text, min_size=1, max_size=40))
+def test_sql_fast_path_equals_python_on_ascii(con, texts):
+    """Many values a query: the SQL's cost is the query, not the value."""
+    assert sql_paths(con, texts) == [(clean_text(t), match_key(t)) for t in texts]
 
 
 @pytest.mark.parametrize("text", ["\xa0", " \u3000 ", "\u2003\xa0\u2003", '"\xa0"'])
@@ -79,7 +87,7 @@ def test_unicode_whitespace_alone_is_unknown_in_sql(con, text):
     assert sql_path(con, text) == (None, None)
 
 
-@settings(max_examples=200, deadline=None)
-@given(st.text(max_size=20))
-def test_sql_equals_python_on_any_text(con, text):
-    assert sql_path(con, text) == (clean_text(text), match_key(clean_text(text)))
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.text(max_size=20), min_size=1, max_size=40))
+def test_sql_equals_python_on_any_text(con, texts):
+    assert sql_paths(con, texts) == [(clean_text(t), match_key(clean_text(t))) for t in texts]

@@ -399,3 +399,19 @@ def test_a_run_with_nothing_new_starts_no_spark(sample, tmp_path, monkeypatch):
     assert star_rows(str(db)) == before
     code, _ = run_cli("run", *args, "--full-refresh")  # files to read again: Spark is asked to compute
     assert code != 0
+
+
+def test_a_run_keeps_its_rows_as_local_checkpoints_and_frees_them(spark, sample, tmp_path, monkeypatch):
+    """In one JVM the stored rows are local checkpoints (compute._persist), and the run frees them when it
+    ends: a process that runs again holds none of an earlier run's rows."""
+    from sparkify.engines.spark import compute
+
+    kept = []
+    persist = compute._persist
+    monkeypatch.setattr(compute, "_persist", lambda batch, df: kept.append(batch.checkpoint) or persist(batch, df))
+    stored = spark.sparkContext._jsc.getPersistentRDDs
+    before = stored().size()
+    run_json("--songs", sample / "song_data", "--logs", sample / "log_data", "--target", tmp_path / "star.duckdb",
+             "--engine", "spark")
+    assert kept and all(kept)
+    assert stored().size() == before

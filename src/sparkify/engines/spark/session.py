@@ -111,6 +111,17 @@ def session(master: str | None = None, conf: dict[str, str] | None = None, submi
         return spark
 
 
+def in_one_jvm(spark) -> bool:
+    """Driver and executors are this process's JVM: a classic session on a local master (a Spark Connect
+    session's JVM is its server's, wherever that runs)."""
+    from pyspark.errors import PySparkAttributeError
+
+    try:
+        return is_local(spark.sparkContext.master)
+    except PySparkAttributeError:
+        return False
+
+
 def _cores(spark) -> int:
     """The cores tasks run on. A Spark Connect session has no SparkContext: its server's setting, else 2."""
     from pyspark.errors import PySparkAttributeError
