@@ -79,7 +79,8 @@ class Computed:
 
     def release(self) -> None:
         """Free the run's cached rows now, not when the driver's garbage collector finds them: a process
-        that runs again (an API caller, the tests) would otherwise hold every earlier run's."""
+        that runs again (an API caller, the tests) would otherwise hold every earlier run's. A local
+        checkpoint has no public unpersist: its rows are the RDD under the DataFrame's plan."""
         for df in self.cached:
             if self.checkpoint:
                 df._jdf.queryExecution().logical().rdd().unpersist(False)
