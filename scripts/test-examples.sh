@@ -33,9 +33,9 @@ install() {  # one orchestrator's venv (on a fresh machine, mostly downloads: bo
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
       -c constraints.txt -c examples/constraints.txt -e . "${PACKAGE[$name]}" pytest 2>&1 \
       | grep -v '^WARNING: Location' || true
-    "$venv/bin/python" -c "import sparkify, ${name}" && echo "$stamp" > "$venv/.installed-from"
   fi
-  "$venv/bin/python" -c "import sparkify, ${name}" && echo "$venv ready in $((SECONDS - start)) s"
+  "$venv/bin/python" -c "import sparkify, ${name}" && echo "$stamp" > "$venv/.installed-from" \
+    && echo "$venv ready in $((SECONDS - start)) s"
 }
 
 declare -A installing
