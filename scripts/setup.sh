@@ -5,13 +5,9 @@
 # Idempotent: a second call only checks that everything is in place.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PYTHON=${PYTHON:-python3}
-if [[ ! -x .venv/bin/python ]]; then
-  "$PYTHON" -m venv .venv
-fi
+source scripts/venv.sh
 extra=${1:-}
 spec=.
 [[ -n $extra ]] && spec=".[${extra}]"
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e "$spec" 2>&1 \
-  | grep -v '^WARNING: Location' || true
+venv_install .venv -c constraints.txt -e "$spec"
 .venv/bin/python -c "import sparkify, duckdb"

@@ -11,7 +11,7 @@
 # Idempotent: a venv installed from the same constraints and pyproject.toml is not touched again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PYTHON=${PYTHON:-python3}
+source scripts/venv.sh
 
 declare -A PACKAGE=([airflow]=apache-airflow [dagster]=dagster)
 names=()
@@ -28,11 +28,8 @@ done
 install() {  # one orchestrator's venv (on a fresh machine, mostly downloads: both are installed at once)
   local name=$1 venv=.venv-$1 start=$SECONDS stamp
   stamp=$(cat constraints.txt examples/constraints.txt pyproject.toml | sha256sum | cut -c1-16)
-  if [[ $(cat "$venv/.installed-from" 2>/dev/null) != "$stamp" ]]; then  # pip's own check takes 10-20 s
-    [[ -x $venv/bin/python ]] || "$PYTHON" -m venv "$venv"
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-      -c constraints.txt -c examples/constraints.txt -e . "${PACKAGE[$name]}" pytest 2>&1 \
-      | grep -v '^WARNING: Location' || true
+  if [[ $(cat "$venv/.installed-from" 2>/dev/null) != "$stamp" ]]; then  # a check of every package takes seconds
+    venv_install "$venv" -c constraints.txt -c examples/constraints.txt -e . "${PACKAGE[$name]}" pytest
   fi
   "$venv/bin/python" -c "import sparkify, ${name}" && echo "$stamp" > "$venv/.installed-from" \
     && echo "$venv ready in $((SECONDS - start)) s"

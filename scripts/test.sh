@@ -26,4 +26,5 @@ if [[ $# -eq 0 ]]; then
     tests
 fi
 .venv/bin/lint-imports --no-cache | tail -n 3  # the layer contracts in pyproject.toml
+.venv/bin/ruff check --quiet src tests bench examples  # pyflakes, import order, line length (pyproject.toml)
 .venv/bin/python -m pytest "$@"

@@ -45,6 +45,22 @@ def sample() -> Path:
     return SAMPLE
 
 
+@pytest.fixture(scope="session")
+def duckdb_star(tmp_path_factory, sample: Path) -> str:
+    """The sample in a DuckDB file, for the tests that only read a star (queries, report)."""
+    url = str(tmp_path_factory.mktemp("queries") / "star.duckdb")
+    run_json("--songs", sample / "song_data", "--logs", sample / "log_data", "--target", url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def duckdb_results(duckdb_star: str) -> dict:
+    """Every standard query's answer on `duckdb_star`."""
+    from tests.test_queries import run_all
+
+    return run_all(duckdb_star)
+
+
 @pytest.fixture()
 def sample_copy(tmp_path: Path, sample: Path) -> Path:
     """A writable copy of the sample, for tests that add, change or break files."""

@@ -1,13 +1,13 @@
 """A base install is really base, and runs the DuckDB default end to end.
 
-A fresh venv gets the package with no extra, at the versions in constraints.txt,
-from a copy of the sources (so the build never writes into the work tree); then
+A fresh venv gets the package with no extra, at the versions in constraints.txt (with
+uv, as scripts/setup.sh installs it), from a copy of the sources (so the build never
+writes into the work tree); then
 `sparkify run` loads the real sample into a DuckDB file and `sparkify check`
 passes. The optional libraries must be absent, and asking for what needs them
 must name the extra to install.
 
-Needs PyPI (or a warm pip cache) for the wheels: CI has it. About 25 s with a
-warm cache.
+Needs PyPI (or a warm uv cache) for the wheels: CI has it.
 """
 
 from __future__ import annotations
@@ -46,11 +46,12 @@ def base_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(REPO / name, src / name)
     venv = root / "venv"
-    made = _sh(sys.executable, "-m", "venv", venv)
+    made = _sh(sys.executable, "-m", "venv", "--without-pip", venv)
     assert made.returncode == 0, made.stderr
-    pip = _sh(venv / "bin" / "python", "-m", "pip", "install", "--disable-pip-version-check", "--quiet",
-              "-c", REPO / "constraints.txt", src)
-    assert pip.returncode == 0, f"pip install failed:\n{pip.stdout}\n{pip.stderr}"
+    uv = Path(sys.executable).parent / "uv"  # the installer of scripts/setup.sh
+    install = _sh(uv, "pip", "install", "--quiet", "--python", venv / "bin" / "python",
+                  "-c", REPO / "constraints.txt", src)
+    assert install.returncode == 0, f"the install failed:\n{install.stdout}\n{install.stderr}"
     return venv
 
 

@@ -284,18 +284,6 @@ def run_all(url: str) -> dict[str, tuple[list[str], list[tuple]]]:
         target.close()
 
 
-@pytest.fixture(scope="session")
-def duckdb_star(tmp_path_factory, sample: Path) -> str:
-    url = str(tmp_path_factory.mktemp("queries") / "star.duckdb")
-    run_json("--songs", sample / "song_data", "--logs", sample / "log_data", "--target", url)
-    return url
-
-
-@pytest.fixture(scope="session")
-def duckdb_results(duckdb_star: str) -> dict:
-    return run_all(duckdb_star)
-
-
 # ---------------------------------------------------------------- the tests
 
 def test_the_pack_holds_every_question_with_a_description():

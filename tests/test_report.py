@@ -21,7 +21,6 @@ import pytest
 
 from sparkify.svgchart import bar_chart, hbar_chart, line_chart, nice_ticks
 from tests.conftest import run_cli
-from tests.test_queries import duckdb_results, duckdb_star  # noqa: F401 (fixtures shared with the query tests)
 
 WINDOW = (1280, 2700)
 CHARTS = {

@@ -129,7 +129,8 @@ def test_aws_keys_never_show(s3_endpoint, s3_bucket, small_sample, tmp_path):
     keys = {"AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY, "AWS_SESSION_TOKEN": SESSION_TOKEN}
     t = Transcript(tmp_path, child_env(tmp_path / "tmp", **keys))
     lake = f"s3://{s3_bucket}/lake"
-    t("run", "--songs", f"s3://{s3_bucket}/raw/songs", "--logs", f"s3://{s3_bucket}/raw/logs", "--target", lake, "--json")
+    t("run", "--songs", f"s3://{s3_bucket}/raw/songs", "--logs", f"s3://{s3_bucket}/raw/logs", "--target", lake,
+      "--json")
     t("check", "--target", lake, "--json")
     t("query", "SELECT * FROM _sparkify_runs", "--target", lake, "--format", "json")
     t("run", "--songs", f"s3://{s3_bucket}/missing", "--logs", small_sample["logs"], "--target", lake, expect=1)

@@ -168,7 +168,8 @@ def _audience_charts(data: dict[str, Rows]) -> list[str]:
         _figure("Plays per session", bar_chart(
             "Plays per session", [r["plays_per_session"] for r in sessions], [r["sessions"] for r in sessions]),
             f"Sessions by number of plays; mean {overall['mean_plays']:.1f} plays over "
-            f"{thousands(overall['sessions'])} sessions, longest {thousands(overall['max_plays'])}." if overall else ""),
+            f"{thousands(overall['sessions'])} sessions, longest {thousands(overall['max_plays'])}."
+            if overall else ""),
         _figure("Browsers", hbar_chart("Plays by browser", [r["name"] for r in browsers],
                                        [r["plays"] for r in browsers])),
         _figure("Operating systems", hbar_chart("Plays by operating system", [r["name"] for r in systems],

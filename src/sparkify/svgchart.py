@@ -195,6 +195,7 @@ def _y_axis(ticks: list[float], left: float, top: float, plot_w: float, plot_h: 
         stroke = MUTED if tick == 0 else GRID
         out.append(f'<line x1="{left}" y1="{y:.1f}" x2="{left + plot_w}" y2="{y:.1f}" stroke="{stroke}"/>')
         out.append(
-            f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" fill="{MUTED}" font-size="11">{escape(fmt(tick))}</text>'
+            f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" fill="{MUTED}" font-size="11">'
+            f'{escape(fmt(tick))}</text>'
         )
     return out

@@ -38,7 +38,8 @@ from sparkify.targets.base import DuckDBHost
 log = logging.getLogger(__name__)
 
 MAX_LINE_BYTES = 16 << 20
-"""The longest log line read in a file that is read line by line (read_csv's max_line_size); longer ones are rejected."""
+"""The longest log line read in a file that is read line by line (read_csv's max_line_size); longer ones are
+rejected."""
 
 
 SONG_FILES_PER_READ = 1000
@@ -200,7 +201,8 @@ class DuckDBEngine(Engine):
         counts = self.con.execute("""
             SELECT count(*), count(*) FILTER (WHERE error IS NULL) FROM song_parsed
         """).fetchall()[0]
-        rejected_undecodable = sum(1 for r in self._rejects if r["kind"] == "song" and r["reason"] == rawlines.UNDECODABLE)
+        rejected_undecodable = sum(1 for r in self._rejects
+                                   if r["kind"] == "song" and r["reason"] == rawlines.UNDECODABLE)
         new_songs = self.con.execute("SELECT count(*) FROM b_song_records WHERE new_song").fetchall()[0][0]
         self._sql("ALTER TABLE b_song_records DROP COLUMN new_song")
         batch.songs = {
@@ -265,7 +267,8 @@ class DuckDBEngine(Engine):
         characters), the key by which rawlines finds the whole line.
         """
         paths = [f.path for f in batch.log_files]
-        self._sql(f"CREATE OR REPLACE {self._new}ev AS {self._typed_events('(SELECT NULL AS x WHERE false)', fast=None)}")
+        empty = self._typed_events("(SELECT NULL AS x WHERE false)", fast=None)
+        self._sql(f"CREATE OR REPLACE {self._new}ev AS {empty}")
         if not paths:
             self._count_events(batch)
             return
@@ -280,7 +283,8 @@ class DuckDBEngine(Engine):
             "SELECT DISTINCT source_file FROM ev WHERE err IS NOT NULL").fetchall()])
         if doubted:
             log.info("%d log files hold bad records: reading them line by line", len(doubted))
-            self.con.execute("DELETE FROM ev WHERE source_file IN (SELECT unnest($paths))", {"paths": doubted}).fetchall()
+            self.con.execute("DELETE FROM ev WHERE source_file IN (SELECT unnest($paths))",
+                             {"paths": doubted}).fetchall()
             lines = f"""(
                 SELECT source_file, NULL::BIGINT AS line,
                        raw || CASE WHEN after IS NOT NULL THEN chr(1) ELSE '' END AS raw

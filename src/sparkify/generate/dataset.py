@@ -28,7 +28,7 @@ from sparkify.generate.catalogue import write_catalogue
 from sparkify.generate.dirt import REJECT_EVENT_KINDS, Dirt
 from sparkify.generate.population import make_users
 from sparkify.generate.render import LineRenderer
-from sparkify.generate.sessions import P, DayEvents, DaySimulator
+from sparkify.generate.sessions import DayEvents, DaySimulator, P
 from sparkify.generate.songtext import SongModel
 
 log = logging.getLogger(__name__)

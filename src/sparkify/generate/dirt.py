@@ -21,7 +21,7 @@ import random
 
 import numpy as np
 
-from sparkify.generate.sessions import P, DayEvents
+from sparkify.generate.sessions import DayEvents, P
 
 REJECT_EVENT_KINDS = ("truncated", "garbage", "flipped_byte", "not_object", "bad_ts", "play_bad_id",
                       "nested_value", "bad_length", "invalid_utf8")

@@ -15,6 +15,7 @@ work character by character.
 from __future__ import annotations
 
 import json
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
