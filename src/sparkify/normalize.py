@@ -16,9 +16,12 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pyarrow as pa
 
-WHITESPACE = "".join(c for c in map(chr, range(0x110000)) if c.isspace())
+WHITESPACE = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007"
+              "\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
 """What 'trimmed' strips: every character Python's str.strip() removes (Unicode White_Space, and the
-ASCII separators U+001C-U+001F that Python counts too): spaces, tabs, line breaks, U+00A0, U+3000..."""
+ASCII separators U+001C-U+001F that Python counts too): spaces, tabs, line breaks, U+00A0, U+3000...
+Written out, not derived from str.isspace() at import (a scan of every code point, a third of a second
+at each start); tests/test_whitespace.py derives it and compares."""
 
 ASCII_WHITESPACE = "".join(c for c in WHITESPACE if c < "\x80")
 """The ASCII part of WHITESPACE: what the engines' SQL fast path trims (non-ASCII values come here)."""
