@@ -180,7 +180,8 @@ def phase(stderr: str) -> str:
 
 
 class Targets:
-    """Fresh, empty targets of one kind, named by the caller; PostgreSQL databases are dropped by close()."""
+    """Fresh targets of one kind, named by the caller: empty, or copies of another; PostgreSQL databases are
+    dropped by close()."""
 
     def __init__(self, request, kind: str, root: Path, s3_options: str = ""):
         self.request, self.kind, self.root, self.s3_options = request, kind, root, s3_options
@@ -193,13 +194,39 @@ class Targets:
         if self.kind == "lake":
             return f"lake://{self.root / name}"
         if self.kind == "s3lake":
-            return f"s3://{self.request.getfixturevalue('s3_bucket')}/{name}{self.s3_options}"
+            return f"s3://{self._bucket()}/{name}{self.s3_options}"
+        return self._database()
+
+    def clone(self, source: str, name: str) -> str:
+        """A new target holding exactly what `source` holds (at rest: no run on it), copied, not rebuilt."""
+        if self.kind == "postgres":
+            return self._database(template=source.rsplit("/", 1)[1])
+        target = self(name)
+        if self.kind == "duckdb":
+            shutil.copyfile(source, target)
+        elif self.kind == "lake":
+            shutil.copytree(source.removeprefix("lake://"), target.removeprefix("lake://"), symlinks=True)
+        else:
+            import boto3
+
+            s3, bucket = boto3.client("s3"), self._bucket()
+            old, new = (url.removeprefix(f"s3://{bucket}/").split("?")[0] + "/" for url in (source, target))
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=old):
+                for obj in page.get("Contents", []):
+                    s3.copy_object(Bucket=bucket, Key=new + obj["Key"].removeprefix(old),
+                                   CopySource={"Bucket": bucket, "Key": obj["Key"]})
+        return target
+
+    def _bucket(self) -> str:
+        return self.request.getfixturevalue("s3_bucket")
+
+    def _database(self, template: str | None = None) -> str:
         import psycopg
 
         server = self.request.getfixturevalue("pg_server")
         db = f"t_rel_{uuid.uuid4().hex[:10]}"
         with psycopg.connect(server, autocommit=True) as con:
-            con.execute(f'CREATE DATABASE "{db}"')
+            con.execute(f'CREATE DATABASE "{db}"' + (f' TEMPLATE "{template}"' if template else ""))
         self.databases.append(db)
         return server.rsplit("/", 1)[0] + "/" + db
 
@@ -327,6 +354,7 @@ class Reference:
     before: State
     after: State
     windows: dict[str, float]
+    template: str | None = None  # a copy of the target at `before`, when the kind of target can be copied
 
 
 @dataclass
@@ -364,9 +392,12 @@ def kill(child: Child) -> None:
 
 class Campaign:
     """Trials of one fault against one kind of target, each on a fresh target holding the first half (or, for a
-    first load, only the empty tables of `sparkify schema`, the struck run then loading both halves)."""
+    first load, only the empty tables of `sparkify schema`, the struck run then loading both halves).
 
-    def __init__(self, kind: str, scenario: Scenario, new_target: Callable[[str], str], workdir: Path,
+    That state is built once, by real commands, for the reference run; when `new_target` can also `clone` a
+    target (Targets can), each trial starts from a copy of it, taken before the reference run went on."""
+
+    def __init__(self, kind: str, scenario: Scenario, new_target: Callable[[str], str] | Targets, workdir: Path,
                  env: dict[str, str] | None = None, first_load: bool = False):
         """`env`: extra environment of every command (an S3 endpoint behind a proxy, say)."""
         self.kind, self.scenario, self.new_target, self.workdir = kind, scenario, new_target, workdir
@@ -395,18 +426,25 @@ class Campaign:
         target, where = self.new_target("reference"), self.workdir / "reference"
         self._before(target, where)
         before = read_state(target)
+        clone = getattr(self.new_target, "clone", None)
+        template = clone(target, "template") if clone else None
         child = Child(self.scenario.run_args(target), where, self._env(where / "tmp"))
         times = child.timeline()
         result = child.wait()
         assert result.code == 0 and set(STAGES) <= set(times), f"the reference run failed:\n{result.stderr[-3000:]}"
         marks = [0.0, *(times[s] for s in STAGES), times["end"]]
         windows = {name: max(end - start, 0.0) for name, start, end in zip(PHASES, marks, marks[1:])}
-        return Reference(before, read_state(target), windows)
+        return Reference(before, read_state(target), windows, template)
 
     def trial(self, number: int, aimed: str, fraction: float, fault: Fault, ref: Reference) -> Trial:
         """Strike the second run `fraction` of the way through phase `aimed` (as long as in the reference)."""
-        target, where = self.new_target(f"trial{number}"), self.workdir / f"trial{number}"
-        self._before(target, where)
+        where = self.workdir / f"trial{number}"
+        if ref.template:  # the state `before` as the reference run found it: the same, and no run to wait for
+            target = self.new_target.clone(ref.template, f"trial{number}")
+            self.scenario.second_half()
+        else:
+            target = self.new_target(f"trial{number}")
+            self._before(target, where)
         tmp = where / "struck-tmp"
         child = Child(self.scenario.run_args(target), where, self._env(tmp))
         child.reached(ANCHOR[aimed])

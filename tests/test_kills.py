@@ -1,8 +1,9 @@
 """A run killed at any moment leaves its target as before the run or as after it, never a mix.
 
-Each trial loads the first half of the sample into a fresh target, starts
-the run that adds the second half, and SIGKILLs it at a moment drawn from a
-seeded RNG, spread over the duration of that run measured once per target.
+Each trial starts from a fresh target holding the first half of the sample
+(a copy of one that a real run loaded), starts the run that adds the second
+half, and SIGKILLs it at a moment drawn from a seeded RNG, spread over the
+duration of that run measured once per target.
 The default run does a few kills per target; `-m slow` does 50 per target
 and records the outcomes in RELIABILITY.md.
 """
