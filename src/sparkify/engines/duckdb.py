@@ -397,7 +397,8 @@ class DuckDBEngine(Engine):
 
     def _star(self, batch: DuckDBBatch) -> None:
         """Song plays, time, users from ev. Text is cleaned here, after the rows are chosen:
-        far fewer values than events. Duplicate events are rare, so only their identities go
+        far fewer values than events, and a play's level, location and user agent once per
+        distinct value (a few hundred), joined back, cheaper than cleaning every play's. Duplicate events are rare, so only their identities go
         through the (costly) aggregate, which keeps the copy with the smallest stored values
         (level, location, user agent as cleaned, then the song's match key and length): the
         rule a later run applies against the stored copy too (targets/sqlmerge.py). Likewise a user's
@@ -441,14 +442,18 @@ class DuckDBEngine(Engine):
                             AND abs(c.duration - p.length) < 0.001
             GROUP BY ALL
         """)
+        cleaned = ("level", "location", "user_agent")
         self._sql(f"""
             CREATE OR REPLACE {self._new}b_songplays AS
-            SELECT p.songplay_id, epoch_ms(p.ts)::TIMESTAMPTZ AS start_time, p.user_id, sp_clean(p.level) AS level,
-                   m.song_id, c.artist_id, p.session_id, sp_clean(p.location) AS location,
-                   sp_clean(p.user_agent) AS user_agent
+            WITH {', '.join(f"clean_{c} AS (SELECT {c} AS v, sp_clean({c}) AS clean FROM (SELECT DISTINCT {c} "
+                            "FROM plays))" for c in cleaned)}
+            SELECT p.songplay_id, epoch_ms(p.ts)::TIMESTAMPTZ AS start_time, p.user_id, clean_level.clean AS level,
+                   m.song_id, c.artist_id, p.session_id, clean_location.clean AS location,
+                   clean_user_agent.clean AS user_agent
             FROM plays p
             LEFT JOIN play_match m ON m.song = p.song AND m.artist = p.artist AND m.length = p.length
             LEFT JOIN catalogue c ON c.song_id = m.song_id
+            {' '.join(f"LEFT JOIN clean_{c} ON clean_{c}.v = p.{c}" for c in cleaned)}
         """)
         self._sql(f"""
             CREATE OR REPLACE {self._new}b_play_keys AS
