@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from bench import measure
-from bench.__main__ import _extrapolate, run_scenario
+from bench.__main__ import _extrapolate, median_run, run_scenario
 from bench.datasets import Dataset, parse_scale
 from bench.scenarios import SCENARIOS, Scenario, by_name
 
@@ -19,7 +19,8 @@ def test_harness_runs_a_scenario_on_the_sample(tmp_path: Path, sample: Path):
     events = sum(1 for p in (sample / "log_data").rglob("*.json") for line in p.read_bytes().split(b"\n")
                  if line.strip())
     done = subprocess.run([sys.executable, "-m", "bench", "--scales", "sample", "--scenarios", "bare_scan",
-                           "--results", str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=600)
+                           "--repeat", "3", "--results", str(tmp_path)], cwd=REPO, capture_output=True, text=True,
+                          timeout=600)
     assert done.returncode == 0, done.stderr
     [path] = tmp_path.glob("*.json")
     run = json.loads(path.read_text())
@@ -27,9 +28,20 @@ def test_harness_runs_a_scenario_on_the_sample(tmp_path: Path, sample: Path):
     assert result["status"] == "ok" and result["scenario"] == "bare_scan"
     assert result["events"] == events and result["output"]["events"] == events
     assert result["wall_s"] > 0 and result["cpu_s"] > 0 and result["peak_rss_mb"] > 10
+    assert len(result["walls_s"]) == 3 and sorted(result["walls_s"])[1] == result["wall_s"]
     assert run["machine"]["cores"] >= 1 and run["machine"]["versions"]["duckdb"]
     table = (tmp_path / "latest.md").read_text()
     assert "| sample | bare_scan | ok |" in table and "cores" in table
+
+
+def test_the_median_run_stands_and_a_failure_wins():
+    runs = [{"status": "ok", "wall_s": w, "note": f"run {i}"} for i, w in enumerate((9.0, 3.0, 5.0))]
+    median = median_run(runs)
+    assert median["wall_s"] == 5.0 and median["walls_s"] == [9.0, 3.0, 5.0]
+    assert median["note"] == "runs 9.0 / 3.0 / 5.0 s; run 2"
+    assert median_run(runs[:2])["wall_s"] == 9.0  # of two, the slower
+    failed = {"status": "failed", "note": "boom"}
+    assert median_run([runs[0], failed, runs[1]]) is failed
 
 
 def test_peak_rss_is_the_whole_tree(tmp_path: Path):
