@@ -398,12 +398,13 @@ class DuckDBEngine(Engine):
     def _star(self, batch: DuckDBBatch) -> None:
         """Song plays, time, users from ev. Text is cleaned here, after the rows are chosen:
         far fewer values than events, and a play's level, location and user agent once per
-        distinct value (a few hundred), joined back, cheaper than cleaning every play's. Duplicate events are rare, so only their identities go
-        through the (costly) aggregate, which keeps the copy with the smallest stored values
-        (level, location, user agent as cleaned, then the song's match key and length): the
-        rule a later run applies against the stored copy too (targets/sqlmerge.py). Likewise a user's
-        latest event is chosen among that user's events at their largest ts only (the order starts with ts):
-        a plain max per user first, so the costly struct aggregate sees a few rows, not every event."""
+        distinct value (a few hundred), joined back, cheaper than cleaning every play's.
+        Duplicate events are rare, so only their identities go through the (costly) aggregate,
+        which keeps the copy with the smallest stored values (level, location, user agent as
+        cleaned, then the song's match key and length): the rule a later run applies against
+        the stored copy too (targets/sqlmerge.py). Likewise a user's latest event is chosen
+        among that user's events at their largest ts only (the order starts with ts): a plain
+        max per user first, so the costly struct aggregate sees a few rows, not every event."""
         play = "level, location, user_agent, song, artist, length"
         identity = "session_id, item_in_session, user_id, ts"
         songplay_id = f"('0x' || md5(concat_ws('|', {identity}))[1:15])::BIGINT AS songplay_id"
