@@ -10,4 +10,5 @@ extra=${1:-}
 spec=.
 [[ -n $extra ]] && spec=".[${extra}]"
 venv_install .venv -c constraints.txt -e "$spec"
+.venv/bin/python -m compileall -q src  # the editable package's .pyc too (see scripts/venv.sh)
 .venv/bin/python -c "import sparkify, duckdb"

@@ -49,7 +49,7 @@ def base_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     made = _sh(sys.executable, "-m", "venv", "--without-pip", venv)
     assert made.returncode == 0, made.stderr
     uv = Path(sys.executable).parent / "uv"  # the installer of scripts/setup.sh
-    install = _sh(uv, "pip", "install", "--quiet", "--python", venv / "bin" / "python",
+    install = _sh(uv, "pip", "install", "--quiet", "--compile-bytecode", "--python", venv / "bin" / "python",
                   "-c", REPO / "constraints.txt", src)
     assert install.returncode == 0, f"the install failed:\n{install.stdout}\n{install.stderr}"
     return venv
