@@ -186,10 +186,11 @@ def main(argv: list[str] | None = None) -> int:
                 log.info("%s on %s (run %d of %d) ...", scenario.name, scale, round_, args.repeat)
                 result = run_scenario(scenario, data, args.timeout)
                 runs[scenario.name].append(result)
+                report.write(results + [median_run(r) for r in runs.values() if r], described, info, args.results,
+                             stamp)  # after every run, as before --repeat: a run cut short keeps what it measured
                 log.info("%s on %s: %s %s s, peak %s MB %s", scenario.name, scale, result["status"],
                          result.get("wall_s", ""), result.get("peak_rss_mb", ""), result.get("note", ""))
         results += [median_run(runs[s.name]) for s in scenarios]
-        report.write(results, described, info, args.results, stamp)
     path = report.write(results, described, info, args.results, stamp)
     console.print(f"results: {path} and {args.results / 'latest.md'}")
     return 0 if all(r["status"] in ("ok", "unavailable") for r in results) else 1

@@ -2,9 +2,8 @@
 
 A fresh venv gets the package with no extra, at the versions in constraints.txt (with
 uv, as scripts/setup.sh installs it), from a copy of the sources (so the build never
-writes into the work tree); then
-`sparkify run` loads the real sample into a DuckDB file and `sparkify check`
-passes. The optional libraries must be absent, and asking for what needs them
+writes into the work tree); then `sparkify run` loads the real sample into a DuckDB
+file and `sparkify check` passes. The optional libraries must be absent, and asking for what needs them
 must name the extra to install.
 
 Needs PyPI (or a warm uv cache) for the wheels: CI has it.
