@@ -289,6 +289,21 @@ def test_messy_input_gives_the_same_tables_rejects_and_accounting(messy_runs):
     assert_same(summaries, snaps)
 
 
+def test_duplicate_plays_joined_by_shuffle_give_the_same_tables(messy, messy_runs, tmp_path, monkeypatch):
+    """Past BROADCAST_DUPLICATES the identities of duplicated plays are joined by shuffle, not broadcast:
+    the same rows (the messy input holds duplicates, so that path really runs)."""
+    from sparkify.engines.spark import compute
+
+    monkeypatch.setattr(compute, "BROADCAST_DUPLICATES", 0)
+    _, summaries, snaps = messy_runs
+    db = tmp_path / "spark.duckdb"
+    summary = run_json("--songs", messy / "song_data", "--logs", messy / "log_data", "--target", db,
+                       "--engine", "spark")
+    assert summary["accounting"]["events"]["duplicate"] > 0
+    assert snapshot(db) == snaps["duckdb"]
+    assert accounting(summary) == accounting(summaries["duckdb"])
+
+
 def test_messy_input_really_is_messy(messy_runs):
     """The comparison above means something only if the mess reached every rule."""
     _, summaries, snaps = messy_runs

@@ -108,6 +108,7 @@ def _common_root(paths: list[str]) -> str:
 
 def _read_text(spark: SparkSession, source: Source, wholetext: bool = False,
                line_sep: str | None = None) -> DataFrame | None:
+    """(source_file, value): each file's lines, or each file whole."""
     if not source:
         return None
     reader = spark.read
@@ -117,8 +118,11 @@ def _read_text(spark: SparkSession, source: Source, wholetext: bool = False,
         source = _common_root(source)
     if isinstance(source, str):
         reader = reader.option("recursiveFileLookup", "true").option("pathGlobFilter", "*.json")
-    df = reader.text(source, wholetext=wholetext, lineSep=line_sep).selectExpr(f"{_file_path()} AS source_file",
-                                                                                 "value")
+    if wholetext:  # the binary reader reads a file in one call, a few times faster than the whole-text one
+        df = reader.format("binaryFile").load(source).selectExpr(f"{_file_path()} AS source_file",
+                                                                  "CAST(content AS STRING) AS value")
+    else:
+        df = reader.text(source, lineSep=line_sep).selectExpr(f"{_file_path()} AS source_file", "value")
     return df.join(wanted, "source_file", "left_semi") if wanted is not None else df
 
 
@@ -334,27 +338,37 @@ def _locate_event_rejects(batch: Computed, rejected: list, undecodable: set[str]
 # -- the star ----------------------------------------------------------------
 
 def _star(batch: Computed, fix: TextFix, ev: DataFrame) -> None:
-    """Song plays, their match keys, time and users, with DuckDB's tie-breaks (targets/sqlmerge.py's rules)."""
+    """Song plays, their match keys, time and users, with DuckDB's tie-breaks (targets/sqlmerge.py's rules).
+
+    As in the DuckDB engine, a play's level, location and user agent are cleaned once per distinct value,
+    and plays match the catalogue through their distinct (song, artist, length): both are joined back.
+    """
     play = ["level", "location", "user_agent", "song", "artist", "length"]
     identity = ["session_id", "item_in_session", "user_id", "ts"]
     songplay_id = ("CAST(conv(substr(md5(concat_ws('|', "
                    + ", ".join(f"CAST({c} AS STRING)" for c in identity) + ")), 1, 15), 16, 10) AS BIGINT)")
-    plays = _persist(batch, _plays(fix, ev.where("is_play"), play, identity).selectExpr(
+    plays = _persist(batch, _plays(batch, fix, ev.where("is_play"), play, identity).selectExpr(
         "*", f"{songplay_id} AS songplay_id"))
     cleaned = ["level", "location", "user_agent"]
-    keyed = fix.apply(plays.withColumnsRenamed({c: f"a_{c}" for c in cleaned}), {c: f"a_{c}" for c in cleaned},
-                      {"title_key": "song", "artist_key": "artist"})
-    keyed = keyed.selectExpr("*", "timestamp_millis(ts) AS start_time")
+    songplays = plays.selectExpr("*", "timestamp_millis(ts) AS start_time")
+    for c in cleaned:  # once per distinct value (a few hundred), joined back: far cheaper than per play
+        values = fix.apply(plays.select(F.col(c).alias(f"v_{c}")).distinct(), {f"clean_{c}": f"v_{c}"})
+        songplays = songplays.join(F.broadcast(values), songplays[c] == values[f"v_{c}"], "left")
     catalogue = batch.catalogue
-    key = ["title_key", "artist_key", "length"]
-    match = (keyed.where("length IS NOT NULL").select(*key).distinct()
-             .join(catalogue.select("song_id", "title_key", "artist_key", "duration"), ["title_key", "artist_key"])
+    heard = ["song", "artist", "length"]
+    keyed = fix.apply(plays.where("length IS NOT NULL").select(*heard).distinct(), {},
+                      {"title_key": "song", "artist_key": "artist"})
+    # at most a row per distinct (song, artist, length) that matched a catalogue song: broadcast
+    match = (keyed.join(catalogue.select("song_id", "title_key", "artist_key", "duration"), ["title_key", "artist_key"])
              .where(f"abs(duration - length) < {double(0.001)}")
-             .groupBy(*key).agg(F.expr("min(song_id) AS song_id")))
-    songplays = (keyed.join(match, key, "left")
+             .groupBy(*heard).agg(F.expr("min(song_id) AS song_id")))
+    songplays = (songplays.drop(*cleaned).withColumnsRenamed({f"clean_{c}": c for c in cleaned})
+                 .join(F.broadcast(match), heard, "left")
                  .join(catalogue.select("song_id", "artist_id"), "song_id", "left"))
     batch.tables["b_songplays"] = spark_conform(songplays, SONGPLAYS)
-    batch.tables["b_play_keys"] = spark_conform(keyed, PLAY_KEYS)
+    play_keys = fix.apply(plays, {}, {"title_key": "song", "artist_key": "artist"})
+    batch.tables["b_play_keys"] = spark_conform(play_keys.selectExpr("*", "timestamp_millis(ts) AS start_time"),
+                                                PLAY_KEYS)
     batch.tables["b_time"] = spark_conform(
         plays.selectExpr("timestamp_millis(ts) AS start_time").distinct().selectExpr(
             "start_time", "hour(start_time) AS hour", "dayofmonth(start_time) AS day",
@@ -375,19 +389,25 @@ def _star(batch: Computed, fix: TextFix, ev: DataFrame) -> None:
     batch.plays = plays
 
 
-def _plays(fix: TextFix, events: DataFrame, play: list[str], identity: list[str]) -> DataFrame:
+BROADCAST_DUPLICATES = 1_000_000
+"""Most identities of duplicated plays sent whole to every task (32 bytes each); more are joined by shuffle."""
+
+
+def _plays(batch: Computed, fix: TextFix, events: DataFrame, play: list[str], identity: list[str]) -> DataFrame:
     """One row per event: a copy's values (`play`), of several copies the one that comes first by
-    sqlmerge.PLAY_TIE. Duplicates are rare, so only their copies are cleaned and keyed for the tie (adaptive
-    execution broadcasts their identities when they are few)."""
-    grouped = events.groupBy(*identity).agg(F.expr("count(*) AS n"),
-                                            F.expr(f"any_value(struct({', '.join(play)})) AS r"))
-    copies = events.join(grouped.where("n > 1").select(*identity), identity, "left_semi")
+    sqlmerge.PLAY_TIE. Duplicates are rare, so only the identities are counted (the plays themselves are
+    not shuffled), and only the duplicates' copies are cleaned and keyed for the tie."""
+    duplicated = _persist(batch, events.groupBy(*identity).count().where("count > 1").select(*identity))
+    if duplicated.count() <= BROADCAST_DUPLICATES:
+        duplicated = F.broadcast(duplicated)
+    copies = events.join(duplicated, identity, "left_semi")
     tie = {"t_level": "level", "t_location": "location", "t_user_agent": "user_agent"}
     copies = fix.apply(copies, tie, {"t_title_key": "song", "t_artist_key": "artist"})
     order = ", ".join([*(f"coalesce({c}, '')" for c in (*tie, "t_title_key", "t_artist_key")),
                        f"coalesce(length, {double(-1.0)})"])
-    chosen = copies.groupBy(*identity).agg(F.expr(f"min_by(struct({', '.join(play)}), struct({order})) AS r"))
-    return grouped.where("n = 1").select(*identity, "r").unionByName(chosen).select(*identity, "r.*")
+    chosen = (copies.groupBy(*identity).agg(F.expr(f"min_by(struct({', '.join(play)}), struct({order})) AS r"))
+              .select(*identity, "r.*"))
+    return events.join(duplicated, identity, "left_anti").select(*identity, *play).unionByName(chosen)
 
 
 def _reject(kind: str, source_file: str, line: int | None, reason: str, raw: str | None) -> dict:
