@@ -58,13 +58,13 @@ SHUFFLE_BYTES = 32 * 2**20
 
 LOCAL_CONF = {
     "spark.sql.shuffle.partitions": "4",
-    "spark.driver.memory": "4g",
+    "spark.driver.memory": "2g",
     "spark.driver.extraJavaOptions": "-Duser.timezone=UTC -XX:+UseParallelGC",
 }
 """Defaults for a local master: few cores, one JVM holding driver and executors. Its heap holds the cached
-rows, every task's sort and hash pages and the broadcasts: the largest benchmark's run (docs/spark.md) ran
-out of a 2g heap. The JVM grows its heap only as a run needs it. The throughput collector, whose cheaper
-write barriers and idle pauses suit a batch job on few cores better than the default G1 (docs/spark.md)."""
+rows (spilled to disk beyond it), every task's sort and hash pages and the broadcasts; the largest
+benchmark's run fits it (docs/spark.md), and `spark.driver.memory` in the [spark] table raises it. The
+throughput collector: its cheaper write barriers suit a batch job on few cores better than the default G1."""
 
 _lock = threading.Lock()
 
