@@ -1,8 +1,10 @@
-"""Run one command as a separate process and measure it: wall, CPU and peak RSS of its whole tree.
+"""Run one command as a separate process and measure it: wall, CPU and peak memory of its whole tree.
 
 Linux only (reads /proc). The tree is polled every POLL_SECONDS: the peak RSS
 is the largest sum of the resident sets of the process and all its
-descendants seen at once (a JVM that Spark starts counts). CPU time is the
+descendants seen at once (a JVM that Spark starts counts); the peak PSS is the
+same with proportional set sizes, which count a page shared by several
+processes (forked Python workers and their parent) once, not once per process. CPU time is the
 user + system time of every process of the tree that was waited for
 (getrusage of children), plus the last seen CPU of any that was not.
 """
@@ -28,6 +30,7 @@ class Measurement:
     wall_s: float
     cpu_s: float
     peak_rss_mb: float
+    peak_pss_mb: float
     stdout: str
     stderr: str
     timed_out: bool = False
@@ -49,6 +52,17 @@ def _rss(pid: int) -> int:
             return int(fh.read().split()[1]) * _PAGE
     except OSError:
         return 0
+
+
+def _pss(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"Pss:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
 
 
 def tree(root: int) -> dict[int, float]:
@@ -80,10 +94,11 @@ def run(argv: list[str], env: dict[str, str] | None = None, timeout: float | Non
     started = time.perf_counter()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(argv, stdout=out, stderr=err, env=env, cwd=cwd, start_new_session=True)
-        peak, last_cpu, timed_out = 0, {}, False
+        peak, peak_pss, last_cpu, timed_out = 0, 0, {}, False
         while proc.poll() is None:
             members = tree(proc.pid)
             peak = max(peak, sum(_rss(pid) for pid in members))
+            peak_pss = max(peak_pss, sum(_pss(pid) for pid in members))
             last_cpu.update(members)
             if timeout and time.perf_counter() - started > timeout:
                 timed_out = True
@@ -100,4 +115,4 @@ def run(argv: list[str], env: dict[str, str] | None = None, timeout: float | Non
     orphans = sum(cpu for pid, cpu in last_cpu.items() if pid != proc.pid and _stat(pid) is not None)
     peak = max(peak, (after.ru_maxrss if after.ru_maxrss > before.ru_maxrss else 0) * 1024)
     return Measurement(proc.returncode, round(wall, 3), round(waited + orphans, 3), round(peak / 2**20, 1),
-                       stdout, stderr, timed_out)
+                       round(peak_pss / 2**20, 1), stdout, stderr, timed_out)

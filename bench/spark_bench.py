@@ -5,7 +5,7 @@
 For each scale (generated once by `sparkify generate`, see bench/datasets.py)
 both engines load the data from scratch into a fresh DuckDB file, each in its
 own measured process, in rotating order so drift on a shared machine hits
-both alike. Reported: median wall and CPU time, events/s, peak RSS of the
+both alike. Reported: median wall and CPU time, events/s, peak RSS and PSS of the
 whole process tree (for Spark that is the Python driver plus the JVM that
 does the work), Spark's stage timings, and Spark's wall time per event at
 each scale next to the smallest one (flat means it scales linearly).
@@ -110,10 +110,11 @@ def bench_scale(scale: str, repeats: int, with_event_log: bool = True) -> dict:
                 result, summary = sparkify_run(data, engine, Path(tmp) / "star.duckdb", config)
                 spark_actions = actions(event_log(Path(tmp) / "eventlog")) if logged else None
             runs[engine].append({"wall_s": result.wall_s, "cpu_s": result.cpu_s, "peak_rss_mb": result.peak_rss_mb,
+                                 "peak_pss_mb": result.peak_pss_mb,
                                  "load_avg": os.getloadavg(), "timings": summary["timings"],
                                  "tables": summary["tables"], **({"spark_actions": spark_actions} if logged else {})})
             console.log(f"{scale} #{repeat + 1} {engine}: {result.wall_s:.1f} s, "
-                        f"peak RSS {result.peak_rss_mb:,.0f} MB")
+                        f"peak RSS {result.peak_rss_mb:,.0f} MB, PSS {result.peak_pss_mb:,.0f} MB")
     assert runs["spark"][0]["tables"] == runs["duckdb"][0]["tables"], "the engines disagree"
     return {"scale": scale, "events": data.events, "song_files": data.songs, "input_bytes": data.input_bytes,
             "runs": runs}
@@ -124,8 +125,8 @@ def median(rows: list[dict], key: str) -> float:
 
 
 def markdown(results: list[dict]) -> str:
-    lines = ["| scale | engine | wall s | CPU s | events/s | peak RSS MB (tree) | µs/event | vs smallest scale |",
-             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| scale | engine | wall s | CPU s | events/s | peak RSS MB (tree) | peak PSS MB (tree) | µs/event "
+             "| vs smallest scale |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     base: dict[str, float] = {}
     for res in results:
         for engine, rows in res["runs"].items():
@@ -134,6 +135,7 @@ def markdown(results: list[dict]) -> str:
             base.setdefault(engine, per_event)
             lines.append(f"| {res['scale']} | {engine} | {wall} | {median(rows, 'cpu_s')} | "
                          f"{res['events'] / wall:,.0f} | {median(rows, 'peak_rss_mb'):,.0f} | "
+                         f"{median(rows, 'peak_pss_mb'):,.0f} | "
                          f"{per_event:.1f} | {per_event / base[engine]:.2f}x |")
     lines += ["", "Spark stages (s, median): " + "; ".join(
         f"{res['scale']}: " + ", ".join(

@@ -52,6 +52,15 @@ def test_peak_rss_is_the_whole_tree(tmp_path: Path):
     assert m.cpu_s > 0
 
 
+def test_peak_pss_counts_shared_pages_once():
+    """A forked child shares its parent's 150 MB: each resident set holds them, their PSS halves them."""
+    forked = "import os, time; x = b'x' * (150 * 2**20); pid = os.fork(); time.sleep(1.5); pid and os.waitpid(pid, 0)"
+    m = measure.run([sys.executable, "-c", forked])
+    assert m.exit_code == 0
+    assert m.peak_rss_mb >= 300
+    assert 150 <= m.peak_pss_mb < 0.75 * m.peak_rss_mb
+
+
 def test_timeout_kills_the_tree():
     m = measure.run(["bash", "-c", "sleep 30 & wait"], timeout=1)
     assert m.timed_out and m.wall_s < 20
