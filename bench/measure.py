@@ -2,8 +2,8 @@
 
 Linux only (reads /proc). The tree is polled every POLL_SECONDS: the peak RSS
 is the largest sum of the resident sets of the process and all its
-descendants seen at once (a JVM that Spark starts counts); the peak PSS is the
-same with proportional set sizes, which count a page shared by several
+descendants seen at once (a JVM that Spark starts counts); the peak PSS, polled
+every PSS_POLL_SECONDS, is the same with proportional set sizes, which count a page shared by several
 processes (forked Python workers and their parent) once, not once per process. CPU time is the
 user + system time of every process of the tree that was waited for
 (getrusage of children), plus the last seen CPU of any that was not.
@@ -20,6 +20,8 @@ import time
 from dataclasses import dataclass
 
 POLL_SECONDS = 0.05
+PSS_POLL_SECONDS = 1.0
+"""Reading a process's PSS walks its whole address space (tens of ms for a JVM): once a second."""
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 _TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -94,11 +96,13 @@ def run(argv: list[str], env: dict[str, str] | None = None, timeout: float | Non
     started = time.perf_counter()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(argv, stdout=out, stderr=err, env=env, cwd=cwd, start_new_session=True)
-        peak, peak_pss, last_cpu, timed_out = 0, 0, {}, False
+        peak, peak_pss, next_pss, last_cpu, timed_out = 0, 0, 0.0, {}, False
         while proc.poll() is None:
             members = tree(proc.pid)
             peak = max(peak, sum(_rss(pid) for pid in members))
-            peak_pss = max(peak_pss, sum(_pss(pid) for pid in members))
+            if time.perf_counter() >= next_pss:  # costly for a large process: the poll would slow what it measures
+                peak_pss = max(peak_pss, sum(_pss(pid) for pid in members))
+                next_pss = time.perf_counter() + PSS_POLL_SECONDS
             last_cpu.update(members)
             if timeout and time.perf_counter() - started > timeout:
                 timed_out = True

@@ -54,7 +54,7 @@ def test_peak_rss_is_the_whole_tree(tmp_path: Path):
 
 def test_peak_pss_counts_shared_pages_once():
     """A forked child shares its parent's 150 MB: each resident set holds them, their PSS halves them."""
-    forked = "import os, time; x = b'x' * (150 * 2**20); pid = os.fork(); time.sleep(1.5); pid and os.waitpid(pid, 0)"
+    forked = "import os, time; x = b'x' * (150 * 2**20); pid = os.fork(); time.sleep(2.5); pid and os.waitpid(pid, 0)"
     m = measure.run([sys.executable, "-c", forked])
     assert m.exit_code == 0
     assert m.peak_rss_mb >= 300
