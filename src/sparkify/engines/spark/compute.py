@@ -348,9 +348,9 @@ def _star(batch: Computed, fix: TextFix, ev: DataFrame) -> None:
     songplay_id = ("CAST(conv(substr(md5(concat_ws('|', "
                    + ", ".join(f"CAST({c} AS STRING)" for c in identity) + ")), 1, 15), 16, 10) AS BIGINT)")
     plays = _persist(batch, _plays(batch, fix, ev.where("is_play"), play, identity).selectExpr(
-        "*", f"{songplay_id} AS songplay_id"))
+        "*", f"{songplay_id} AS songplay_id", "timestamp_millis(ts) AS start_time"))
     cleaned = ["level", "location", "user_agent"]
-    songplays = plays.selectExpr("*", "timestamp_millis(ts) AS start_time")
+    songplays = plays
     for c in cleaned:  # once per distinct value (a few hundred), joined back: far cheaper than per play
         values = fix.apply(plays.select(F.col(c).alias(f"v_{c}")).distinct(), {f"clean_{c}": f"v_{c}"})
         songplays = songplays.join(F.broadcast(values), songplays[c] == values[f"v_{c}"], "left")
@@ -367,10 +367,9 @@ def _star(batch: Computed, fix: TextFix, ev: DataFrame) -> None:
                  .join(catalogue.select("song_id", "artist_id"), "song_id", "left"))
     batch.tables["b_songplays"] = spark_conform(songplays, SONGPLAYS)
     play_keys = fix.apply(plays, {}, {"title_key": "song", "artist_key": "artist"})
-    batch.tables["b_play_keys"] = spark_conform(play_keys.selectExpr("*", "timestamp_millis(ts) AS start_time"),
-                                                PLAY_KEYS)
+    batch.tables["b_play_keys"] = spark_conform(play_keys, PLAY_KEYS)
     batch.tables["b_time"] = spark_conform(
-        plays.selectExpr("timestamp_millis(ts) AS start_time").distinct().selectExpr(
+        plays.select("start_time").distinct().selectExpr(
             "start_time", "hour(start_time) AS hour", "dayofmonth(start_time) AS day",
             "weekofyear(start_time) AS week", "month(start_time) AS month", "year(start_time) AS year",
             "extract(DAYOFWEEK_ISO FROM start_time) AS weekday"), TIME)
